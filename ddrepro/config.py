@@ -1,0 +1,235 @@
+"""Typed, frozen configuration for every stage of the pipeline.
+
+Each dataclass holds the *paper's* values as its defaults, so ``DMConfig()`` is
+Zhao & Bilen's DM setting and the ``paper`` profile is little more than the
+defaults. Values are checked when the object is built, so a bad setting fails
+before any compute, with a message that names the field and the allowed range.
+
+Glossary (used across the package and the book):
+``ipc`` images per class; ``syn_images``/``syn_labels`` the synthetic set;
+``real_images``/``real_labels`` the training set it is distilled from;
+``batch_real`` real images drawn per class per step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+def _check(cond: bool, owner: object, name: str, value: Any, what: str) -> None:
+    if not cond:
+        raise ValueError(
+            f"{type(owner).__name__}.{name} = {value!r} is invalid: it must be {what}."
+        )
+
+
+def _positive(owner: object, *names: str) -> None:
+    for name in names:
+        value = getattr(owner, name)
+        _check(value is not None and value > 0, owner, name, value, "> 0")
+
+
+def _optional_positive(owner: object, *names: str) -> None:
+    for name in names:
+        value = getattr(owner, name)
+        _check(value is None or value > 0, owner, name, value, "> 0 or None")
+
+
+def _fraction(owner: object, *names: str) -> None:
+    for name in names:
+        value = getattr(owner, name)
+        _check(0.0 <= value < 1.0, owner, name, value, "in [0, 1)")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which real data a chapter uses and how much of it.
+
+    ``train_per_class``/``test_size`` subsample the real sets (None keeps all),
+    the knob that lets the ``cpu`` profile run on 2 cores.
+    """
+
+    datasets: tuple[str, ...] = ("mnist", "fashion_mnist")
+    train_per_class: int | None = None
+    test_size: int | None = None
+
+    def __post_init__(self) -> None:
+        _check(len(self.datasets) > 0, self, "datasets", self.datasets, "non-empty")
+        _optional_positive(self, "train_per_class", "test_size")
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """The network used for condensing and for evaluation.
+
+    ConvNet-3, width 128, instance norm, ReLU, average pooling: the
+    architecture of DC (Zhao et al. 2021), DSA and DM.
+    """
+
+    name: str = "convnet"
+    width: int = 128
+    depth: int = 3
+    norm: str = "instancenorm"
+
+    def __post_init__(self) -> None:
+        _positive(self, "width", "depth")
+
+
+@dataclass(frozen=True)
+class AugConfig:
+    """Differentiable Siamese augmentation (Zhao & Bilen 2021, DSA).
+
+    The magnitudes are the DSA paper's; ``strategy`` lists the ops, one of
+    which is drawn per call. Flip is dropped for digit data by the caller.
+    """
+
+    strategy: str = "color_crop_cutout_flip_scale_rotate"
+    scale: float = 1.2
+    rotate: float = 15.0
+    crop: float = 0.125
+    cutout: float = 0.5
+    brightness: float = 1.0
+    saturation: float = 2.0
+    contrast: float = 0.5
+
+    def __post_init__(self) -> None:
+        _positive(self, "scale", "brightness", "saturation", "contrast")
+        _check(self.scale >= 1.0, self, "scale", self.scale, ">= 1")
+        _check(0.0 <= self.rotate <= 180.0, self, "rotate", self.rotate, "in [0, 180]")
+        _fraction(self, "crop", "cutout")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Training a fresh network on a (synthetic) set and testing it.
+
+    The recipe of DC/DSA/DM: SGD lr 0.01, momentum 0.9, weight decay 5e-4,
+    batch 256, learning rate x0.1 at half the epochs, 1000 epochs, DSA on.
+    ``n_models`` networks are trained at once (the papers report 20).
+    """
+
+    epochs: int = 1000
+    batch_size: int = 256
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    n_models: int = 20
+    dsa: bool = True
+    test_batch_size: int = 1024
+
+    def __post_init__(self) -> None:
+        _positive(self, "epochs", "batch_size", "lr", "n_models", "test_batch_size")
+        _check(0.0 <= self.momentum < 1.0, self, "momentum", self.momentum, "in [0, 1)")
+        _check(self.weight_decay >= 0.0, self, "weight_decay", self.weight_decay, ">= 0")
+
+
+@dataclass(frozen=True)
+class HerdingConfig:
+    """Herding (Welling 2009) in the embedding of a ConvNet trained briefly on real data."""
+
+    embed_epochs: int = 10
+    batch_size: int = 256
+    lr: float = 0.01
+
+    def __post_init__(self) -> None:
+        _check(self.embed_epochs >= 0, self, "embed_epochs", self.embed_epochs, ">= 0")
+        _positive(self, "batch_size", "lr")
+
+
+@dataclass(frozen=True)
+class DMConfig:
+    """Distribution matching (Zhao & Bilen 2023): 20,000 steps, batch_real 256, SGD lr 1, momentum 0.5."""
+
+    steps: int = 20_000
+    batch_real: int = 256
+    lr_img: float = 1.0
+    momentum: float = 0.5
+    dsa: bool = True
+
+    def __post_init__(self) -> None:
+        _positive(self, "steps", "batch_real", "lr_img")
+        _check(0.0 <= self.momentum < 1.0, self, "momentum", self.momentum, "in [0, 1)")
+
+
+@dataclass(frozen=True)
+class GMConfig:
+    """Gradient matching, DC (Zhao et al. 2021) and DSA (Zhao & Bilen 2021).
+
+    ``outer_loops``/``inner_loops`` None take the papers' table by IPC:
+    1 -> (1, 1), 10 -> (10, 50), 50 -> (50, 10).
+    """
+
+    iterations: int = 1000
+    outer_loops: int | None = None
+    inner_loops: int | None = None
+    batch_real: int = 256
+    batch_train: int = 256
+    lr_img: float = 0.1
+    lr_net: float = 0.01
+    momentum: float = 0.5
+    dsa: bool = False
+
+    def __post_init__(self) -> None:
+        _positive(self, "iterations", "batch_real", "batch_train", "lr_img", "lr_net")
+        _optional_positive(self, "outer_loops")
+        _check(self.inner_loops is None or self.inner_loops >= 0, self,
+               "inner_loops", self.inner_loops, ">= 0 or None")
+        _check(0.0 <= self.momentum < 1.0, self, "momentum", self.momentum, "in [0, 1)")
+
+
+@dataclass(frozen=True)
+class MMDConfig:
+    """Maximum mean discrepancy with a sum of Gaussian kernels on random ConvNet embeddings."""
+
+    steps: int = 20_000
+    batch_real: int = 256
+    lr_img: float = 1.0
+    momentum: float = 0.5
+    bandwidths: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+    dsa: bool = True
+
+    def __post_init__(self) -> None:
+        _positive(self, "steps", "batch_real", "lr_img")
+        _check(len(self.bandwidths) > 0 and all(b > 0 for b in self.bandwidths),
+               self, "bandwidths", self.bandwidths, "a non-empty tuple of positive numbers")
+        _check(0.0 <= self.momentum < 1.0, self, "momentum", self.momentum, "in [0, 1)")
+
+
+@dataclass(frozen=True)
+class KIPConfig:
+    """Kernel inducing points (Nguyen et al. 2021) with an infinite-width FC ReLU NTK."""
+
+    steps: int = 1000
+    batch_real: int = 5000
+    lr: float = 0.01
+    reg: float = 1e-6
+    depth: int = 1
+    learn_labels: bool = True
+
+    def __post_init__(self) -> None:
+        _positive(self, "steps", "batch_real", "lr", "reg", "depth")
+
+
+def replace_checked(cfg: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` that names the valid fields when one is unknown."""
+    valid = {f.name for f in fields(cfg)}
+    unknown = sorted(set(changes) - valid)
+    if unknown:
+        raise ValueError(
+            f"{type(cfg).__name__} has no field {', '.join(unknown)}; "
+            f"valid fields: {', '.join(sorted(valid))}."
+        )
+    return dataclasses.replace(cfg, **changes)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain dict of a (nested) config, for hashing and for saving beside results."""
+    return dataclasses.asdict(cfg)
+
+
+__all__ = [
+    "DataConfig", "NetConfig", "AugConfig", "EvalConfig", "HerdingConfig",
+    "DMConfig", "GMConfig", "MMDConfig", "KIPConfig", "replace_checked", "to_dict",
+]

@@ -1,0 +1,175 @@
+"""The three run profiles, defined in this one place.
+
+``smoke``  seconds per chapter: proves the code path (tests, CI), not the claim.
+``cpu``    the default: real MNIST/Fashion-MNIST, small nets and few steps, so a
+           chapter runs in minutes on 2 cores and each qualitative claim shows.
+``paper``  the papers' own hyperparameters (the config defaults); for a GPU.
+
+A chapter's ``parameters`` cell holds ``profile = "cpu"`` and an ``overrides``
+dict of dotted keys, e.g. ``{"dm.steps": 500, "eval.n_models": 3}``;
+:func:`get_profile` applies and validates them before any compute.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+from .config import (
+    AugConfig, DataConfig, DMConfig, EvalConfig, GMConfig, HerdingConfig,
+    KIPConfig, MMDConfig, NetConfig, replace_checked,
+)
+
+METHODS = ("random", "herding", "dc", "dsa", "dm", "mmd", "kip")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything a chapter run depends on, resolved and validated."""
+
+    name: str
+    data: DataConfig = DataConfig()
+    net: NetConfig = NetConfig()
+    aug: AugConfig = AugConfig()
+    eval: EvalConfig = EvalConfig()
+    ipcs: tuple[int, ...] = (1, 10, 50)
+    methods: tuple[str, ...] = METHODS
+    herding: HerdingConfig = HerdingConfig()
+    dm: DMConfig = DMConfig()
+    dc: GMConfig = GMConfig(dsa=False)
+    dsa: GMConfig = GMConfig(dsa=True)
+    mmd: MMDConfig = MMDConfig()
+    kip: KIPConfig = KIPConfig()
+
+    def __post_init__(self) -> None:
+        if not self.ipcs or any(int(i) < 1 for i in self.ipcs):
+            raise ValueError(f"Profile.ipcs = {self.ipcs!r}: every ipc must be >= 1.")
+        unknown = sorted(set(self.methods) - set(METHODS))
+        if unknown:
+            raise ValueError(
+                f"Profile.methods names unknown method(s) {unknown}; known: {', '.join(METHODS)}."
+            )
+
+    def condenser_config(self, method: str) -> Any:
+        """The config a condenser method runs with under this profile (None for ``random``)."""
+        if method not in METHODS:
+            raise ValueError(f"Unknown method {method!r}; known: {', '.join(METHODS)}.")
+        return getattr(self, method, None)
+
+
+_SMOKE = Profile(
+    name="smoke",
+    data=DataConfig(train_per_class=20, test_size=200),
+    net=NetConfig(width=8, depth=2),
+    eval=EvalConfig(epochs=2, n_models=2, batch_size=64),
+    ipcs=(1, 2),
+    herding=HerdingConfig(embed_epochs=1),
+    dm=DMConfig(steps=2, batch_real=8),
+    dc=GMConfig(iterations=2, outer_loops=1, inner_loops=1, batch_real=8, batch_train=16),
+    dsa=GMConfig(iterations=2, outer_loops=1, inner_loops=1, batch_real=8, batch_train=16,
+                 dsa=True),
+    mmd=MMDConfig(steps=2, batch_real=8),
+    kip=KIPConfig(steps=2, batch_real=40),
+)
+
+# Sized so that a chapter runs in <= 15 min on 2 cores; see benchmarks/ and the
+# engine issue for the timings behind these numbers.
+_CPU = Profile(
+    name="cpu",
+    data=DataConfig(train_per_class=500, test_size=2000),
+    net=NetConfig(width=32, depth=3),
+    eval=EvalConfig(epochs=300, n_models=3),
+    ipcs=(1, 10),
+    herding=HerdingConfig(embed_epochs=3),
+    dm=DMConfig(steps=300, batch_real=64),
+    dc=GMConfig(iterations=50, outer_loops=5, inner_loops=5, batch_real=64, batch_train=64),
+    dsa=GMConfig(iterations=50, outer_loops=5, inner_loops=5, batch_real=64, batch_train=64,
+                 dsa=True),
+    mmd=MMDConfig(steps=300, batch_real=64),
+    kip=KIPConfig(steps=200, batch_real=1000),
+)
+
+_PAPER = Profile(name="paper")
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (_SMOKE, _CPU, _PAPER)}
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Check an override's type against the field's annotation (papermill passes strings)."""
+    hint = annotation if not isinstance(annotation, str) else eval(annotation, vars(typing))  # noqa: S307
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple:
+        if isinstance(value, (list, tuple)):
+            return tuple(value)
+        raise ValueError(f"Override {key!r} expects a list/tuple, got {value!r}.")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise ValueError(f"Override {key!r} expects true/false, got {value!r}.")
+    if hint in (int, float):
+        if isinstance(value, bool):
+            raise ValueError(f"Override {key!r} expects a number, got {value!r}.")
+        try:
+            number = hint(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"Override {key!r} expects {hint.__name__}, got {value!r}.") from None
+        if hint is int and float(value) != number:
+            raise ValueError(f"Override {key!r} expects an integer, got {value!r}.")
+        return number
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"Override {key!r} expects a string, got {value!r}.")
+        return value
+    return value
+
+
+def get_profile(name: str = "cpu", overrides: Mapping[str, Any] | None = None) -> Profile:
+    """Return profile ``name`` with dotted-key ``overrides`` applied and validated.
+
+    >>> get_profile("cpu", {"dm.steps": 100}).dm.steps
+    100
+    """
+    if name not in PROFILES:
+        raise ValueError(f"Unknown profile {name!r}; choose one of: {', '.join(PROFILES)}.")
+    profile = PROFILES[name]
+    by_section: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    top_fields = {f.name: f for f in fields(Profile)}
+    for key, value in (overrides or {}).items():
+        section, _, leaf = key.partition(".")
+        if section not in top_fields or section == "name":
+            raise ValueError(
+                f"Unknown profile field {key!r}; valid sections: "
+                f"{', '.join(n for n in top_fields if n != 'name')}."
+            )
+        if leaf:
+            sub = getattr(profile, section)
+            if not dataclasses.is_dataclass(sub):
+                raise ValueError(f"Profile field {section!r} has no sub-field {leaf!r}.")
+            sub_fields = {f.name: f for f in fields(sub)}
+            if leaf not in sub_fields:
+                raise ValueError(
+                    f"Unknown profile field {key!r}; {section} has: {', '.join(sub_fields)}."
+                )
+            by_section.setdefault(section, {})[leaf] = _coerce(
+                value, sub_fields[leaf].type, key
+            )
+        else:
+            top[section] = _coerce(value, top_fields[section].type, key)
+    changes = dict(top)
+    for section, leaves in by_section.items():
+        changes[section] = replace_checked(changes.get(section, getattr(profile, section)), **leaves)
+    return dataclasses.replace(profile, **changes) if changes else profile
+
+
+__all__ = ["Profile", "PROFILES", "METHODS", "get_profile"]
