@@ -119,12 +119,15 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     if hint in (int, float):
         if isinstance(value, bool):
             raise ValueError(f"Override {key!r} expects a number, got {value!r}.")
+        kind = "an integer" if hint is int else "a number"
         try:
-            number = hint(value)
+            number = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"Override {key!r} expects {hint.__name__}, got {value!r}.") from None
-        if hint is int and float(value) != number:
-            raise ValueError(f"Override {key!r} expects an integer, got {value!r}.")
+            raise ValueError(f"Override {key!r} expects {kind}, got {value!r}.") from None
+        if hint is int:
+            if not number.is_integer():
+                raise ValueError(f"Override {key!r} expects {kind}, got {value!r}.")
+            return int(number)
         return number
     if hint is str:
         if not isinstance(value, str):

@@ -1,0 +1,67 @@
+"""Profiles: one place defines them; overrides are validated before any compute."""
+
+import pytest
+
+import ddrepro
+from ddrepro.config import DMConfig, EvalConfig, GMConfig, replace_checked
+from ddrepro.profiles import PROFILES, get_profile
+
+
+def test_three_profiles_exist_and_paper_uses_the_papers_defaults():
+    assert set(PROFILES) == {"smoke", "cpu", "paper"}
+    paper = get_profile("paper")
+    assert paper.dm == DMConfig() and paper.dm.steps == 20_000 and paper.dm.batch_real == 256
+    assert paper.eval.epochs == 1000 and paper.eval.lr == 0.01
+    assert paper.net.width == 128 and paper.net.depth == 3
+    assert paper.ipcs == (1, 10, 50)
+    assert paper.dsa.dsa and not paper.dc.dsa
+
+
+def test_profiles_shrink_from_paper_to_smoke():
+    smoke, cpu, paper = (get_profile(n) for n in ("smoke", "cpu", "paper"))
+    assert smoke.dm.steps < cpu.dm.steps < paper.dm.steps
+    assert smoke.eval.epochs < cpu.eval.epochs < paper.eval.epochs
+
+
+def test_dotted_overrides_apply_and_coerce_strings():
+    prof = get_profile("cpu", {"dm.steps": "12", "eval.dsa": "false", "ipcs": [1], "kip.lr": "0.5"})
+    assert prof.dm.steps == 12 and prof.eval.dsa is False and prof.ipcs == (1,) and prof.kip.lr == 0.5
+    # untouched sections are the profile's own
+    assert prof.dc == get_profile("cpu").dc
+
+
+@pytest.mark.parametrize(
+    "name, overrides, message",
+    [
+        ("laptop", {}, "Unknown profile 'laptop'"),
+        ("cpu", {"dm.stepz": 3}, "Unknown profile field 'dm.stepz'"),
+        ("cpu", {"colour": 3}, "Unknown profile field 'colour'"),
+        ("cpu", {"dm.steps": 0}, "DMConfig.steps = 0 is invalid"),
+        ("cpu", {"dm.steps": "1.5"}, "expects an integer"),
+        ("cpu", {"eval.momentum": 1.5}, "EvalConfig.momentum = 1.5"),
+        ("cpu", {"ipcs": [0, 1]}, "every ipc must be >= 1"),
+        ("cpu", {"methods": ["dm", "gan"]}, "unknown method"),
+        ("cpu", {"eval.dsa": "maybe"}, "expects true/false"),
+        ("cpu", {"aug.crop": 1.5}, "AugConfig.crop = 1.5"),
+    ],
+)
+def test_bad_profile_input_is_a_clear_error(name, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        get_profile(name, overrides)
+
+
+def test_configs_are_frozen_and_replace_names_valid_fields():
+    cfg = EvalConfig()
+    with pytest.raises(Exception):
+        cfg.epochs = 3  # type: ignore[misc]
+    with pytest.raises(ValueError, match="valid fields"):
+        replace_checked(GMConfig(), lr=1.0)
+    assert replace_checked(GMConfig(), lr_img=1.0).lr_img == 1.0
+
+
+def test_condenser_config_lookup():
+    prof = ddrepro.get_profile("smoke")
+    assert prof.condenser_config("dm") is prof.dm
+    assert prof.condenser_config("random") is None
+    with pytest.raises(ValueError, match="Unknown method"):
+        prof.condenser_config("gan")
