@@ -1,5 +1,15 @@
-"""Real data sets, offline first (see ``docs/architecture.md``)."""
+"""Real data sets, offline first (see ``docs/architecture.md``).
 
+``load(name, split)`` returns normalised ``ImageData``; ``info(name)`` its facts
+without reading a file; ``fetch`` / ``status`` get and check the raw files
+listed, with their digests, in ``sources.py``. Files live under ``$DDREPRO_DATA``
+(default ``~/.cache/ddrepro/data``, honouring ``XDG_CACHE_HOME``).
+"""
+
+from .catalog import DatasetInfo, data_root, info, names
 from .dataset import ImageData
+from .fetching import DataMissingError, FetchError, fetch, status
+from .loading import load
 
-__all__ = ["ImageData"]
+__all__ = ["ImageData", "DatasetInfo", "load", "info", "names", "fetch", "status",
+           "data_root", "DataMissingError", "FetchError"]
