@@ -140,17 +140,26 @@ class HerdingConfig:
 
 @dataclass(frozen=True)
 class DMConfig:
-    """Distribution matching (Zhao & Bilen 2023): 20,000 steps, batch_real 256, SGD lr 1, momentum 0.5."""
+    """Distribution matching (Zhao & Bilen 2023): 20,000 steps, batch_real 256, SGD lr 1, momentum 0.5.
+
+    ``mean_estimator`` names the real-side class-mean estimator in
+    :data:`ddrepro.robust.MEAN_ESTIMATORS` ("mean" is DM's; RDM-DC adds robust ones).
+    """
 
     steps: int = 20_000
     batch_real: int = 256
     lr_img: float = 1.0
     momentum: float = 0.5
     dsa: bool = True
+    mean_estimator: str = "mean"
 
     def __post_init__(self) -> None:
         _positive(self, "steps", "batch_real", "lr_img")
         _check(0.0 <= self.momentum < 1.0, self, "momentum", self.momentum, "in [0, 1)")
+        from .robust import MEAN_ESTIMATORS  # lazy: robust.py imports torch
+
+        _check(self.mean_estimator in MEAN_ESTIMATORS, self, "mean_estimator",
+               self.mean_estimator, f"one of {MEAN_ESTIMATORS.names()}")
 
 
 @dataclass(frozen=True)
@@ -212,6 +221,22 @@ class KIPConfig:
         _positive(self, "steps", "batch_real", "lr", "reg", "depth")
 
 
+@dataclass(frozen=True)
+class ToyConfig:
+    """The 2-D illustration of Chapter 1: ``n_points`` real points distilled to ``ipc`` per class."""
+
+    n_points: int = 2000
+    noise: float = 0.15
+    ipc: int = 5
+    steps: int = 500
+    epochs: int = 300
+    width: int = 64
+
+    def __post_init__(self) -> None:
+        _positive(self, "n_points", "ipc", "steps", "epochs", "width")
+        _check(self.noise >= 0.0, self, "noise", self.noise, ">= 0")
+
+
 def replace_checked(cfg: Any, **changes: Any) -> Any:
     """``dataclasses.replace`` that names the valid fields when one is unknown."""
     valid = {f.name for f in fields(cfg)}
@@ -231,5 +256,5 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 __all__ = [
     "DataConfig", "NetConfig", "AugConfig", "EvalConfig", "HerdingConfig",
-    "DMConfig", "GMConfig", "MMDConfig", "KIPConfig", "replace_checked", "to_dict",
+    "DMConfig", "GMConfig", "MMDConfig", "KIPConfig", "ToyConfig", "replace_checked", "to_dict",
 ]

@@ -6,7 +6,7 @@ import os
 from typing import Iterable, TypeVar
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: no ipywidgets needed in papermill kernels
 
 T = TypeVar("T")
 

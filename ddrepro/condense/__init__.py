@@ -4,6 +4,11 @@ Importing this package registers every method in :data:`CONDENSERS`.
 """
 
 from . import random  # noqa: F401  (registers "random")
+from . import dm  # noqa: F401  (registers "dm")
+from . import mmd  # noqa: F401  (registers "mmd")
+from . import herding  # noqa: F401  (registers "herding")
+from . import gm  # noqa: F401  (registers "dc", "dsa")
+from . import kip  # noqa: F401  (registers "kip")
 from .base import CONDENSERS, Condenser, Context, condense, initial_synthetic, register
 
 __all__ = ["CONDENSERS", "Condenser", "Context", "condense", "initial_synthetic", "register"]

@@ -24,22 +24,28 @@ INITS = ("real", "noise")
 
 @dataclass(frozen=True)
 class Condenser:
-    """A registered method: its config class (None: no hyperparameters) and its loop."""
+    """A registered method: its config class (None: no hyperparameters) and its loop.
+
+    ``default_config`` (None: ``config_cls()``) lets two methods share a config
+    class with different defaults (``"dsa"`` is ``GMConfig(dsa=True)``).
+    """
 
     name: str
     config_cls: type | None
     run: Callable[..., tuple[torch.Tensor, torch.Tensor]]
     default_init: str = "real"
+    default_config: Any = None
 
 
 CONDENSERS: Registry[Condenser] = Registry("condenser")
 
 
-def register(name: str, config_cls: type | None, *, default_init: str = "real"):
+def register(name: str, config_cls: type | None, *, default_init: str = "real",
+             default_config: Any = None):
     """Decorator: ``@register("dm", DMConfig)`` above ``def run(ctx, syn_images, syn_labels)``."""
 
     def add(run: Callable[..., tuple[torch.Tensor, torch.Tensor]]):
-        CONDENSERS.register(name)(Condenser(name, config_cls, run, default_init))
+        CONDENSERS.register(name)(Condenser(name, config_cls, run, default_init, default_config))
         return run
 
     return add
@@ -159,7 +165,8 @@ def condense(
     condenser = _validate(method, ipc, init or "real", config, seed)
     init = init or condenser.default_init
     if condenser.config_cls is not None and config is None:
-        config = condenser.config_cls()
+        config = (condenser.default_config if condenser.default_config is not None
+                  else condenser.config_cls())
     dev = resolve_device(device)
     quiet = is_quiet(quiet)
     parts = {

@@ -1,0 +1,86 @@
+"""Batched evaluation (``train_models``) against the plain per-model loop (``evaluate_loop``'s trainer).
+
+K networks trained on one synthetic set: ConvNet-3 width 128 on 100 MNIST-sized
+images (10 per class) with DSA, the DC/DSA/DM evaluation step. A few epochs are
+timed after a warm-up and the per-epoch cost is extrapolated to the paper's
+1000 epochs. Both wall time and process CPU time are printed: on a shared
+machine the CPU time is the steadier figure.
+
+    python benchmarks/bench_eval_batched.py                 # defaults below
+    python benchmarks/bench_eval_batched.py width=32 threads=2 engines=unrolled,vmap
+"""
+
+import sys
+import time
+
+import torch
+
+from ddrepro.augment import DSA
+from ddrepro.config import AugConfig, EvalConfig, NetConfig
+from ddrepro.evaluate import train_model_loop, train_models
+
+# -- config (override with key=value on the command line) -------------------
+n_models = 10
+n_images = 100          # 10 per class
+image_size = 28
+channels = 1
+width = 128
+depth = 3
+epochs = 3              # timed epochs per repeat (100 images -> 1 step per epoch)
+repeats = 3
+threads = 0             # 0: torch's default
+engines = "unrolled,vmap"
+dsa = True
+paper_epochs = 1000
+# ---------------------------------------------------------------------------
+for arg in sys.argv[1:]:
+    key, value = arg.split("=", 1)
+    if key not in globals():
+        raise ValueError(f"unknown config key {key!r}")
+    globals()[key] = type(globals()[key])(value) if not isinstance(globals()[key], bool) else value == "True"
+
+if threads:
+    torch.set_num_threads(threads)
+gen = torch.Generator().manual_seed(0)
+images = torch.randn(n_images, channels, image_size, image_size, generator=gen)
+labels = torch.arange(10).repeat_interleave(n_images // 10)
+net_cfg = NetConfig(width=width, depth=depth)
+eval_cfg = EvalConfig(epochs=epochs, n_models=n_models, dsa=dsa)
+aug = DSA(AugConfig(), flip=False) if dsa else None
+common = dict(net_cfg=net_cfg, eval_cfg=eval_cfg, num_classes=10, aug=aug, device="cpu", quiet=True)
+
+
+def run_loop():
+    for k in range(n_models):
+        train_model_loop(images, labels, k, **common)
+
+
+def make_batched(engine):
+    return lambda: train_models(images, labels, n_models=n_models, engine=engine, **common)
+
+
+def timed(fn):
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+cases = {"loop": run_loop} | {f"batched[{e}]": make_batched(e) for e in engines.split(",")}
+for fn in cases.values():   # warm-up: allocator, oneDNN primitive caches
+    fn()
+results = {name: [] for name in cases}
+for _ in range(repeats):    # interleaved so that load from other processes hits every case
+    for name, fn in cases.items():
+        results[name].append(timed(fn))
+
+print(f"{n_models} models, {n_images} images {channels}x{image_size}x{image_size}, ConvNet-{depth} "
+      f"width {width}, DSA {dsa}, threads {torch.get_num_threads()}, {epochs} epochs x {repeats} repeats")
+base_wall = min(w for w, _ in results["loop"]) / epochs
+base_cpu = min(c for _, c in results["loop"]) / epochs
+print(f"{'case':<18}{'wall s/epoch':>14}{'cpu s/epoch':>13}{'speedup wall':>14}{'speedup cpu':>13}"
+      f"{'paper eval (h)':>16}")
+for name, runs in results.items():
+    wall = min(w for w, _ in runs) / epochs
+    cpu = min(c for _, c in runs) / epochs
+    print(f"{name:<18}{wall:>14.3f}{cpu:>13.3f}{base_wall / wall:>13.2f}x{base_cpu / cpu:>12.2f}x"
+          f"{wall * paper_epochs / 3600:>16.2f}")

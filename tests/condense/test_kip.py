@@ -1,0 +1,177 @@
+"""The infinite-width ReLU kernels and KIP (kernel inducing points)."""
+
+import math
+
+import pytest
+import torch
+from torch.func import jacrev, vmap
+
+from ddrepro.condense import condense
+from ddrepro.condense.kip import (centred_onehot, kip_loss, kip_optimise, krr_loss,
+                                  targets_to_soft_labels)
+from ddrepro.config import KIPConfig
+from ddrepro.data import ImageData
+from ddrepro.kernels import relu_kernels, relu_nngp, relu_ntk
+
+F64 = torch.float64
+
+
+def points(n, d, seed=0):
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=F64)
+
+
+# -- kernels ----------------------------------------------------------------
+
+def empirical_ntk(x, width, seed, sigma_w2=2.0, sigma_b2=0.1):
+    """Gradient inner products of a finite 1-hidden-layer ReLU net in the NTK parametrisation."""
+    gen = torch.Generator().manual_seed(seed)
+    d = x.shape[1]
+    params = {"w1": torch.randn(width, d, generator=gen, dtype=F64),
+              "b1": torch.randn(width, generator=gen, dtype=F64),
+              "w2": torch.randn(1, width, generator=gen, dtype=F64),
+              "b2": torch.randn(1, generator=gen, dtype=F64)}
+    sw, sb = math.sqrt(sigma_w2), math.sqrt(sigma_b2)
+
+    def f(p, xi):
+        hidden = torch.relu(sw / math.sqrt(d) * p["w1"] @ xi + sb * p["b1"])
+        return (sw / math.sqrt(width) * p["w2"] @ hidden + sb * p["b2"]).squeeze()
+
+    jac = vmap(jacrev(f), in_dims=(None, 0))(params, x)
+    flat = torch.cat([j.flatten(1) for j in jac.values()], 1)
+    return flat @ flat.T
+
+
+def test_ntk_matches_wide_finite_networks_and_error_shrinks_with_width():
+    x = points(6, 5)
+    ntk = relu_ntk(x, depth=1, sigma_b2=0.1)
+
+    def error(width):  # root-mean-square relative error over 3 random networks
+        errs = [((empirical_ntk(x, width, s) - ntk).norm() / ntk.norm()) ** 2 for s in range(3)]
+        return math.sqrt(sum(errs) / 3)
+
+    narrow, wide = error(512), error(8192)
+    assert wide < 0.05  # O(1/sqrt(width)) fluctuations
+    assert wide < narrow / 2  # 16x the width: ~4x smaller error expected
+
+
+def test_kernels_symmetric_psd_and_cross_kernel_agrees():
+    x = points(20, 10)
+    for depth in (1, 3):
+        nngp, ntk = relu_kernels(x, depth=depth, sigma_b2=0.05)
+        for k in (nngp, ntk):
+            torch.testing.assert_close(k, k.T)
+            eigs = torch.linalg.eigvalsh(k)
+            assert eigs.min() > -1e-10 * eigs.max()
+        torch.testing.assert_close(relu_ntk(x, x.clone(), depth=depth, sigma_b2=0.05), ntk, rtol=1e-5, atol=0)
+
+
+def test_depth0_is_the_linear_kernel_and_diagonals_follow_by_hand():
+    x = points(4, 8)
+    sq = (x * x).sum(1) / 8  # |x|^2 / d
+    nngp, ntk = relu_kernels(x, depth=0, sigma_b2=0.3)
+    expected = 2.0 * x @ x.T / 8 + 0.3
+    torch.testing.assert_close(nngp, expected)
+    torch.testing.assert_close(ntk, expected)
+    # depth 1, sigma_b = 0: Sigma^2 = 2 * (2s)/2 = 2s, Theta^2 = 2s * 2 * 1/2 + 2s = 4s
+    nngp, ntk = relu_kernels(x, depth=1)
+    torch.testing.assert_close(nngp.diagonal(), 2 * sq)
+    torch.testing.assert_close(ntk.diagonal(), 4 * sq)
+    # depth 2, sigma_b^2 = b: S1 = 2s + b, S2 = S1 + b, S3 = S2 + b; Theta adds S each layer (k0 = 1/2)
+    b = 0.1
+    nngp, ntk = relu_kernels(x, depth=2, sigma_b2=b)
+    s1 = 2 * sq + b
+    torch.testing.assert_close(nngp.diagonal(), s1 + 2 * b)
+    torch.testing.assert_close(ntk.diagonal(), s1 + (s1 + b) + (s1 + 2 * b))
+
+
+def test_orthogonal_and_opposite_inputs_by_hand():
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]], dtype=F64)
+    nngp, ntk = relu_kernels(x, depth=1)
+    s = 2.0 * 1.0 / 2  # Sigma^1(x, x) = 2 |x|^2 / d
+    # orthogonal: angle pi/2, k1 = s / (2 pi), k0 = 1/4, Sigma^1 = 0 -> Theta^2 = Sigma^2 = s / pi
+    assert nngp[0, 1].item() == pytest.approx(s / math.pi, rel=1e-9)
+    assert ntk[0, 1].item() == pytest.approx(s / math.pi, rel=1e-9)
+    # opposite: angle pi, everything vanishes (up to the arccos clamp)
+    assert abs(nngp[0, 2].item()) < 1e-5 and abs(ntk[0, 2].item()) < 1e-5
+
+
+def test_kernel_gradients_are_correct_and_finite_at_coincident_points():
+    x1, x2 = points(3, 4, seed=1), points(2, 4, seed=2).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda b: relu_ntk(x1, b, depth=2, sigma_b2=0.1), (x2,))
+    same = x1.clone().float().requires_grad_(True)
+    relu_ntk(x1.float(), same, depth=2).sum().backward()
+    assert torch.isfinite(same.grad).all()
+    assert relu_nngp(x1, depth=1).shape == (3, 3)
+
+
+def test_kernel_bad_inputs():
+    with pytest.raises(ValueError, match="same shape"):
+        relu_ntk(points(3, 4), points(3, 5))
+    with pytest.raises(ValueError, match="depth"):
+        relu_ntk(points(3, 4), depth=-1)
+    with pytest.raises(ValueError, match="sigma_w2"):
+        relu_ntk(points(3, 4), sigma_w2=0.0)
+
+
+# -- KIP ----------------------------------------------------------------------
+
+def blobs(n_per_class=20, classes=3, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    centres = 2 * torch.randn(classes, 16, generator=gen)
+    labels = torch.arange(classes).repeat_interleave(n_per_class)
+    images = (centres[labels] + torch.randn(len(labels), 16, generator=gen)).view(-1, 1, 4, 4)
+    return images, labels
+
+
+def test_centred_labels_and_their_soft_label_map():
+    y = centred_onehot(torch.tensor([0, 2]), 4)
+    torch.testing.assert_close(y, torch.tensor([[0.75, -0.25, -0.25, -0.25], [-0.25, -0.25, 0.75, -0.25]]))
+    torch.testing.assert_close(targets_to_soft_labels(y), torch.tensor([[1.0, 0, 0, 0], [0, 0, 1.0, 0]]))
+    learned = torch.tensor([[0.5, 0.25, -0.75], [-1.0, -1.0, -1.0]])  # C = 3: add 1/3, clip, renormalise
+    expected = torch.tensor([[5 / 6, 7 / 12, 0.0], [1, 1, 1]])
+    expected = expected / expected.sum(1, keepdim=True)
+    torch.testing.assert_close(targets_to_soft_labels(learned), expected)
+
+
+def test_krr_loss_vanishes_when_the_support_is_the_target_set():
+    images, labels = blobs()
+    y = centred_onehot(labels, 3)
+    loss = kip_loss(images, y, images, y, reg=1e-10, depth=1)
+    assert loss.item() < 1e-8 * (y ** 2).sum().item()
+    # a large ridge shrinks the prediction towards 0: the loss approaches ||y||^2
+    k = relu_ntk(images.double())
+    assert krr_loss(k, k, y.double(), y.double(), reg=1e6).item() == pytest.approx((y ** 2).sum().item(), rel=1e-3)
+
+
+@pytest.mark.parametrize("learn_labels", [True, False])
+def test_kip_loss_decreases_over_steps(learn_labels):
+    images, labels = blobs()
+    syn_labels = torch.arange(3).repeat_interleave(2)
+    syn = torch.randn(6, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    cfg = KIPConfig(steps=30, batch_real=60, lr=0.05, learn_labels=learn_labels)
+    start = centred_onehot(syn_labels, 3)
+    _, targets, losses = kip_optimise(images, centred_onehot(labels, 3), syn, start, cfg,
+                                      torch.Generator().manual_seed(0), range(cfg.steps))
+    assert len(losses) == 30 and losses[-1] < 0.25 * losses[0]
+    assert torch.equal(targets, start) is (not learn_labels)
+
+
+def test_condense_kip_soft_and_hard_labels_and_determinism():
+    images, labels = blobs(n_per_class=10)
+    real = ImageData(images, labels, "blobs", "train", (0.0,), (1.0,), ("a", "b", "c"), flip_ok=False)
+    cfg = KIPConfig(steps=3, batch_real=20)
+    a = condense("kip", real, 2, config=cfg, seed=0, device="cpu", quiet=True, cache=False)
+    b = condense("kip", real, 2, config=cfg, seed=0, device="cpu", quiet=True, cache=False)
+    assert a.images.shape == (6, 1, 4, 4) and a.soft and a.labels.shape == (6, 3)
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert (a.labels >= 0).all() and torch.allclose(a.labels.sum(1), torch.ones(6))
+    assert a.hard_labels().tolist() == [0, 0, 1, 1, 2, 2]  # 3 small steps keep the class
+    hard = condense("kip", real, 1, config=KIPConfig(steps=2, batch_real=20, learn_labels=False),
+                    device="cpu", quiet=True, cache=False)
+    assert hard.labels.dtype == torch.int64 and hard.labels.tolist() == [0, 1, 2]
+
+
+def test_kip_loss_rejects_mismatched_targets():
+    images, labels = blobs()
+    with pytest.raises(ValueError, match="one target row per image"):
+        kip_loss(images, centred_onehot(labels, 3)[:5], images, centred_onehot(labels, 3), reg=1e-6, depth=1)

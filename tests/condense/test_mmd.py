@@ -1,0 +1,139 @@
+"""MMD with a sum of Gaussian kernels: the statistic, its kernel, and the condenser."""
+
+import math
+
+import pytest
+import torch
+
+from ddrepro.condense import condense
+from ddrepro.condense.dm import embed_by_class
+from ddrepro.condense.mmd import (
+    gaussian_kernel, median_heuristic, mmd2_per_class, mmd_feature_loss, squared_distances,
+)
+from ddrepro.config import MMDConfig, NetConfig
+from ddrepro.data import ImageData
+from ddrepro.nets import build_net
+
+TINY_NET = NetConfig(width=8, depth=2)
+BANDWIDTHS = (0.5, 1.0, 2.0)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny tensors: threading only adds OpenMP overhead on a shared 2-core machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def toy_data(n_per_class=10, classes=4, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randn(n_per_class * classes, 1, 8, 8, generator=gen)
+    labels = torch.arange(classes).repeat(n_per_class)
+    return ImageData(images, labels, "toy", "train", (0.0,), (1.0,),
+                     tuple(str(c) for c in range(classes)), flip_ok=False)
+
+
+def direct_kernel(x, y, widths):
+    return sum(math.exp(-float(((x - y) ** 2).sum()) / (2 * w * w)) for w in widths)
+
+
+def direct_mmd2(real, syn, widths, weights=None):
+    """The V-statistic with explicit double sums (Gretton et al. 2012, Eq. 5)."""
+    n, m = len(real), len(syn)
+    p = [1.0 / n] * n if weights is None else [float(w) / float(weights.sum()) for w in weights]
+    rr = sum(p[i] * p[j] * direct_kernel(real[i], real[j], widths) for i in range(n) for j in range(n))
+    ss = sum(direct_kernel(syn[i], syn[j], widths) for i in range(m) for j in range(m)) / m ** 2
+    rs = sum(p[i] * direct_kernel(real[i], syn[j], widths) for i in range(n) for j in range(m)) / m
+    return rr + ss - 2 * rs
+
+
+def feats(seed=0, classes=2, n=5, m=3, d=4):
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.randn(classes, n, d, generator=gen, dtype=torch.float64),
+            torch.randn(classes, m, d, generator=gen, dtype=torch.float64) + 0.5)
+
+
+def test_kernel_matches_the_direct_formula():
+    real, syn = feats()
+    widths = torch.tensor(BANDWIDTHS, dtype=torch.float64)
+    k = gaussian_kernel(squared_distances(real[0], syn[0]), widths)
+    for i in range(real.shape[1]):
+        for j in range(syn.shape[1]):
+            assert math.isclose(float(k[i, j]), direct_kernel(real[0, i], syn[0, j], BANDWIDTHS),
+                                rel_tol=1e-9)
+
+
+def test_mmd2_matches_the_direct_double_sum_with_and_without_weights():
+    real, syn = feats(seed=1)
+    widths = torch.tensor([[0.7, 1.5], [1.0, 3.0]], dtype=torch.float64)  # per class
+    weights = torch.rand(2, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    got = mmd2_per_class(real, syn, widths)
+    got_w = mmd2_per_class(real, syn, widths, weights)
+    for c in range(2):
+        assert math.isclose(float(got[c]), direct_mmd2(real[c], syn[c], widths[c].tolist()), rel_tol=1e-9)
+        assert math.isclose(float(got_w[c]), direct_mmd2(real[c], syn[c], widths[c].tolist(), weights[c]),
+                            rel_tol=1e-9)
+
+
+def test_mmd_is_zero_for_identical_sets_and_positive_otherwise():
+    real, syn = feats(seed=3)
+    same = mmd_feature_loss(real, real.clone(), bandwidths=BANDWIDTHS)
+    assert abs(float(same)) < 1e-12
+    per_class = mmd2_per_class(real, syn, torch.tensor(BANDWIDTHS, dtype=torch.float64))
+    assert (per_class > 1e-6).all()
+    # A set and its own subset in different proportions differ as distributions too.
+    assert float(mmd_feature_loss(real, real[:, :2], bandwidths=BANDWIDTHS)) > 1e-6
+
+
+def test_median_heuristic_is_the_median_pairwise_distance():
+    real, _ = feats(seed=4, n=7)
+    scale = median_heuristic(real)
+    for c in range(2):
+        assert math.isclose(float(scale[c]), float(torch.pdist(real[c]).median()), rel_tol=1e-9)
+    with pytest.raises(ValueError, match="batch_real"):
+        median_heuristic(real[:, :1])
+
+
+def test_mmd_gradients_pass_gradcheck():
+    real, syn = feats(seed=5, n=4, m=2, d=3)
+    syn.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda s: mmd_feature_loss(real, s, bandwidths=BANDWIDTHS), (syn,))
+
+
+def test_an_mmd_step_lowers_the_loss_on_a_fixed_net():
+    net = build_net(TINY_NET, 1, 3, 8, seed=1).requires_grad_(False)
+    gen = torch.Generator().manual_seed(6)
+    real = torch.randn(3, 6, 1, 8, 8, generator=gen)
+    syn = torch.randn(3, 2, 1, 8, 8, generator=gen).requires_grad_(True)
+    real_feats = embed_by_class(net.embed, real)
+    before = mmd_feature_loss(real_feats, embed_by_class(net.embed, syn))
+    before.backward()
+    with torch.no_grad():
+        stepped = syn - 0.05 * syn.grad / syn.grad.norm()
+    after = mmd_feature_loss(real_feats, embed_by_class(net.embed, stepped))
+    assert after < before
+
+
+@pytest.mark.parametrize("ipc", [1, 3])
+def test_condense_mmd_shapes_labels_and_determinism(ipc):
+    real = toy_data()
+    kw = dict(config=MMDConfig(steps=3, batch_real=6), net_cfg=TINY_NET, cache=False, quiet=True)
+    a = condense("mmd", real, ipc, seed=0, **kw)
+    b = condense("mmd", real, ipc, seed=0, **kw)
+    c = condense("mmd", real, ipc, seed=1, **kw)
+    assert a.images.shape == (4 * ipc, 1, 8, 8)
+    assert a.labels.tolist() == [k for k in range(4) for _ in range(ipc)]
+    assert torch.isfinite(a.images).all()
+    assert torch.equal(a.images, b.images) and not torch.equal(a.images, c.images)
+
+
+def test_condense_mmd_rejects_single_real_image_batches_and_reports_divergence():
+    real = toy_data()
+    with pytest.raises(ValueError, match="batch_real"):
+        condense("mmd", real, 1, config=MMDConfig(steps=1, batch_real=1), net_cfg=TINY_NET,
+                 cache=False, quiet=True)
+    with pytest.raises(FloatingPointError, match=r"mmd: .* at step \d+"):
+        condense("mmd", real, 2, config=MMDConfig(steps=5, batch_real=4, lr_img=1e30),
+                 net_cfg=TINY_NET, cache=False, quiet=True)

@@ -1,0 +1,228 @@
+"""The batched evaluator against the plain loop, the SGD arithmetic, schedule, labels, weights."""
+
+import pytest
+import torch
+
+import ddrepro.evaluate as ev
+from ddrepro.augment import DSA
+from ddrepro.config import AugConfig, EvalConfig, NetConfig
+from ddrepro.data.dataset import ImageData
+from ddrepro.evaluate import (
+    EvalResult, accuracy, evaluate, evaluate_across, evaluate_loop, lr_at, sgd_step,
+    train_full, train_model_loop, train_models,
+)
+from ddrepro.synthetic import SyntheticSet
+
+NET = NetConfig(width=8, depth=2)
+EVAL = EvalConfig(epochs=3, batch_size=8, n_models=3, dsa=False)
+
+
+def toy(n_per_class=2, classes=4, channels=1, size=8, noise=0.3, seed=0):
+    """Class c = a fixed random pattern plus noise: separable, with known labels."""
+    gen = torch.Generator().manual_seed(seed)
+    patterns = torch.randn(classes, channels, size, size, generator=gen)
+    labels = torch.arange(classes).repeat_interleave(n_per_class)
+    images = patterns[labels] + noise * torch.randn(len(labels), channels, size, size, generator=gen)
+    return images, labels
+
+
+def as_imagedata(images, labels, classes=4):
+    return ImageData(images, labels, "toy", "test", (0.0,) * images.shape[1], (1.0,) * images.shape[1],
+                     tuple(str(c) for c in range(classes)), flip_ok=False)
+
+
+def max_diff(models, k, net):
+    state = net.state_dict()
+    return max((models.params[name][k] - state[name]).abs().max().item() for name in models.params)
+
+
+@pytest.mark.parametrize("engine,atol", [("unrolled", 0.0), ("vmap", 1e-5)])
+@pytest.mark.parametrize("use_dsa", [False, True])
+def test_batched_equals_plain_loop(engine, atol, use_dsa):
+    images, labels = toy(n_per_class=5)            # 20 images, batch 8: 3 steps per epoch
+    test_images, _ = toy(n_per_class=10, seed=1)
+    aug = DSA(AugConfig(), flip=False) if use_dsa else None
+    models = train_models(images, labels, net_cfg=NET, eval_cfg=EVAL, num_classes=4, seed=5,
+                          aug=aug, engine=engine, device="cpu", quiet=True)
+    preds = models.predict(test_images).argmax(2)
+    for k in range(3):
+        net = train_model_loop(images, labels, k, net_cfg=NET, eval_cfg=EVAL, num_classes=4,
+                               seed=5, aug=aug, device="cpu", quiet=True)
+        # unrolled runs the identical kernels in the identical order: bit-equal. vmap uses
+        # grouped kernels whose rounding differs (measured ~1e-7 after 9 steps).
+        assert max_diff(models, k, net) <= atol
+        with torch.no_grad():
+            assert torch.equal(preds[k], net(test_images).argmax(1))
+
+
+def test_model_k_trains_the_same_alone_or_in_a_batch():
+    images, labels = toy()
+    batch = train_models(images, labels, net_cfg=NET, eval_cfg=EVAL, num_classes=4, seed=2,
+                         aug=DSA(AugConfig(), flip=False), device="cpu", quiet=True)
+    alone = train_models(images, labels, net_cfg=NET, eval_cfg=EVAL, num_classes=4, seed=2,
+                         aug=DSA(AugConfig(), flip=False), n_models=1, first_model=2,
+                         device="cpu", quiet=True)
+    for name in batch.params:
+        assert torch.equal(batch.params[name][2], alone.params[name][0])
+    assert not torch.equal(batch.params["classifier.weight"][0], batch.params["classifier.weight"][1])
+
+
+def test_sgd_step_matches_torch_optim_and_the_hand_formula():
+    gen = torch.Generator().manual_seed(0)
+    p0 = torch.randn(5, generator=gen)
+    grads = [torch.randn(5, generator=gen) for _ in range(3)]
+    lr, m, wd = 0.1, 0.9, 0.01
+    ref = p0.clone().requires_grad_(True)
+    opt = torch.optim.SGD([ref], lr=lr, momentum=m, weight_decay=wd)
+    ours, buf = p0.clone(), torch.zeros(5)
+    for i, g in enumerate(grads):
+        ref.grad = g.clone()
+        opt.step()
+        before = ours.clone()
+        sgd_step([ours], [g], [buf], lr=lr, momentum=m, weight_decay=wd)
+        if i == 0:   # first step by hand: p1 = p0 - lr (g + wd p0)
+            assert torch.allclose(ours, before - lr * (g + wd * before), atol=1e-7)
+        assert torch.equal(ours, ref.detach())
+
+
+def test_lr_is_divided_by_ten_from_half_the_epochs():
+    cfg = EvalConfig(epochs=10, lr=0.01)
+    assert [lr_at(e, cfg) for e in range(10)] == [0.01] * 5 + [pytest.approx(0.001)] * 5
+    assert lr_at(0, EvalConfig(epochs=1, lr=0.01)) == 0.01   # nothing to decay in one epoch
+
+
+def test_recorded_steps_use_the_recorded_learning_rate():
+    # full batch, no momentum or decay: p_{s+1} = p_s - lr_s * grad(p_s), checked by recomputing grad
+    images, labels = toy()
+    cfg = EvalConfig(epochs=4, batch_size=64, n_models=1, momentum=0.0, weight_decay=0.0, lr=0.05,
+                     dsa=False)
+    models = train_models(images, labels, net_cfg=NET, eval_cfg=cfg, num_classes=4, record_every=1,
+                          device="cpu", quiet=True)
+    traj = models.trajectory
+    assert [float(c["lr"]) for c in traj] == pytest.approx([0.05, 0.05, 0.005, 0.005, 0.005])
+    for s in range(4):
+        net = models.module(0).train()
+        net.load_state_dict({n: traj[s][n][0] for n in models.params})
+        ev.batch_loss(net(images), labels, None).backward()
+        for name, p in net.named_parameters():
+            expected = traj[s][name][0] - float(traj[s]["lr"]) * p.grad
+            assert torch.allclose(traj[s + 1][name][0], expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("n,batch,epochs,every,expected", [(8, 64, 5, 2, 3), (20, 8, 3, 1, 10),
+                                                            (20, 8, 3, 4, 3)])
+def test_record_every_counts_checkpoints(n, batch, epochs, every, expected):
+    images, labels = toy(n_per_class=n // 4)
+    cfg = EvalConfig(epochs=epochs, batch_size=batch, n_models=2, dsa=False)
+    models = train_models(images, labels, net_cfg=NET, eval_cfg=cfg, num_classes=4,
+                          record_every=every, device="cpu", quiet=True)
+    assert len(models.trajectory) == expected
+    assert [int(c["step"]) for c in models.trajectory] == [every * i for i in range(expected)]
+    assert models.trajectory[0]["features.0.weight"].shape[0] == 2
+    last = models.trajectory[-1]
+    if int(last["step"]) == epochs * -(-n // batch):
+        assert torch.equal(last["classifier.weight"], models.params["classifier.weight"])
+
+
+def test_one_hot_soft_labels_equal_hard_labels():
+    images, labels = toy()
+    kw = dict(net_cfg=NET, eval_cfg=EVAL, num_classes=4, seed=1, device="cpu", quiet=True)
+    hard = train_models(images, labels, **kw)
+    soft = train_models(images, torch.nn.functional.one_hot(labels, 4).float(), **kw)
+    for name in hard.params:
+        assert torch.allclose(hard.params[name], soft.params[name], atol=1e-6)
+
+
+def test_sample_weights_ones_and_zero():
+    images, labels = toy(n_per_class=3)
+    kw = dict(net_cfg=NET, eval_cfg=EvalConfig(epochs=3, batch_size=64, n_models=2, dsa=False),
+              num_classes=4, seed=3, device="cpu", quiet=True)
+    plain = train_models(images, labels, **kw)
+    ones = train_models(images, labels, sample_weights=torch.ones(12), **kw)
+    weights = torch.ones(12)
+    weights[4] = 0.0
+    zeroed = train_models(images, labels, sample_weights=weights, **kw)
+    keep = torch.arange(12) != 4
+    without = train_models(images[keep], labels[keep], **kw)
+    for name in plain.params:
+        assert torch.equal(plain.params[name], ones.params[name])
+        assert torch.allclose(zeroed.params[name], without.params[name], atol=1e-6)
+    assert not torch.allclose(zeroed.params["classifier.bias"], plain.params["classifier.bias"])
+
+
+def test_separable_toy_set_is_learned_perfectly():
+    images, labels = toy(n_per_class=5)
+    cfg = EvalConfig(epochs=30, batch_size=8, n_models=2, dsa=False)
+    models = train_models(images, labels, net_cfg=NET, eval_cfg=cfg, num_classes=4,
+                          device="cpu", quiet=True)
+    assert torch.equal(accuracy(models, (images, labels)), torch.ones(2))
+
+
+def test_module_k_equals_predict_k_and_batchnorm_trains_unrolled():
+    images, labels = toy()
+    bn = NetConfig(width=8, depth=2, norm="batchnorm")
+    models = train_models(images, labels, net_cfg=bn, eval_cfg=EVAL, num_classes=4, seed=4,
+                          device="cpu", quiet=True)
+    assert models.engine == "unrolled" and "features.1.running_mean" in models.buffers
+    logits = models.predict(images, batch_size=3)
+    assert logits.shape == (3, 8, 4)
+    for k in range(3):
+        with torch.no_grad():
+            assert torch.allclose(models.module(k)(images), logits[k], atol=1e-6)
+        ref = train_model_loop(images, labels, k, net_cfg=bn, eval_cfg=EVAL, num_classes=4,
+                               seed=4, device="cpu", quiet=True)
+        assert torch.equal(models.buffers["features.1.running_var"][k], ref.features[1].running_var)
+        assert max_diff(models, k, ref) == 0.0
+
+
+@pytest.mark.parametrize("change,match", [
+    (dict(labels=torch.zeros(7, dtype=torch.int64)), "labels of shape"),
+    (dict(n_models=0), "n_models"),
+    (dict(labels=torch.full((8,), 4)), r"\[0, 4\)"),
+    (dict(labels=torch.zeros(8, 3)), "soft labels"),
+    (dict(sample_weights=-torch.ones(8)), "sample_weights"),
+    (dict(record_every=0), "record_every"),
+    (dict(images=torch.randn(8, 1, 8, 6)), "square"),
+    (dict(engine="vmap", net_cfg=NetConfig(width=8, depth=2, norm="batchnorm")), "BatchNorm"),
+])
+def test_invalid_inputs_raise_before_compute(monkeypatch, change, match):
+    images, labels = toy()
+    kw = dict(net_cfg=NET, eval_cfg=EVAL, num_classes=4, device="cpu", quiet=True) | change
+    if "engine" not in change:   # everything but the engine check fails before a net is built
+        monkeypatch.setattr(ev, "build_net", lambda *a, **k: pytest.fail("built a net first"))
+    with pytest.raises(ValueError, match=match):
+        train_models(kw.pop("images", images), kw.pop("labels", labels), **kw)
+
+
+def test_evaluate_caches_and_agrees_with_the_loop(monkeypatch, tmp_path):
+    monkeypatch.setenv("DDREPRO_CACHE", str(tmp_path))
+    images, labels = toy(n_per_class=2)
+    test = as_imagedata(*toy(n_per_class=10, seed=1))
+    syn = SyntheticSet(images, labels, (0.0,), (1.0,))
+    cfg = EvalConfig(epochs=3, batch_size=8, n_models=2, dsa=True)
+    kw = dict(net_cfg=NET, eval_cfg=cfg, seed=0, flip=False, device="cpu", quiet=True)
+    batched = evaluate(syn, test, **kw)
+    loop = evaluate_loop(syn, test, cache=False, **kw)
+    assert isinstance(batched, EvalResult) and batched.accs.shape == (2,)
+    assert torch.equal(batched.accs, loop.accs)
+    assert batched.mean == pytest.approx(float(batched.accs.mean()))
+    monkeypatch.setattr(ev, "train_models", lambda *a, **k: pytest.fail("cache missed"))
+    again = evaluate(syn, test, **kw)
+    assert torch.equal(again.accs, batched.accs)
+
+
+def test_evaluate_across_and_train_full(monkeypatch, tmp_path):
+    monkeypatch.setenv("DDREPRO_CACHE", str(tmp_path))
+    train = as_imagedata(*toy(n_per_class=5))
+    test = as_imagedata(*toy(n_per_class=5, seed=1))
+    syn = SyntheticSet(*toy(n_per_class=1), (0.0,), (1.0,))
+    cfg = EvalConfig(epochs=2, batch_size=8, n_models=2, dsa=False)
+    archs = [NET, NetConfig(name="mlp", width=16, depth=2)]
+    results = evaluate_across(syn, test, archs, eval_cfg=cfg, flip=False, device="cpu", quiet=True,
+                              cache=False)
+    assert list(results) == ["convnet-width8-depth2", "mlp-width16-depth2"]
+    assert all(r.accs.shape == (2,) for r in results.values())
+    full = train_full(train, test, net_cfg=NET, eval_cfg=cfg, device="cpu", quiet=True, cache=False)
+    assert full.accs.shape == (2,) and full.meta["n_train"] == 20
+    with pytest.raises(ValueError, match="distinct"):
+        evaluate_across(syn, test, [NET, NET], eval_cfg=cfg, flip=False, cache=False)
