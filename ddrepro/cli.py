@@ -1,0 +1,127 @@
+"""``ddrepro``: run chapters, build the book, fetch data.
+
+    ddrepro run CHAPTER [--profile P] [-p key value ...] [--quiet] [--build-dir DIR]
+    ddrepro run --list
+    ddrepro book [--profile P] [--quiet] [--skip-run] [--build-dir DIR]
+    ddrepro data fetch [names ...]
+    ddrepro data status
+
+Every user mistake (unknown chapter, profile, parameter or override, a value
+of the wrong type or range, missing data) is reported as one line,
+``ddrepro: error: ...``, with exit code 2, before any kernel starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from . import runner
+from .runner import UserError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as a single line (no usage dump)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    top = _Parser(prog="ddrepro", description="Run and build the ddrepro book.")
+    sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="execute one chapter notebook with papermill")
+    run.add_argument("chapter", nargs="?", help="notebook stem or path as listed in _toc.yml")
+    run.add_argument("--list", action="store_true", help="list the chapters and exit")
+    run.add_argument("--profile", help="smoke, cpu or paper (default: the notebook's, cpu)")
+    run.add_argument("-p", "--param", nargs=2, action="append", default=[],
+                     metavar=("KEY", "VALUE"),
+                     help="a notebook parameter (seed 1) or a dotted profile field (dm.steps 500)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--force", action="store_true", help="execute even if up to date")
+    run.add_argument("--build-dir", help="build directory (default $DDREPRO_BUILD or ./_build)")
+
+    book = sub.add_parser("book", help="execute every chapter and build the site")
+    book.add_argument("--profile", default="cpu", help="smoke, cpu or paper (default cpu)")
+    book.add_argument("--quiet", action="store_true", help="no progress bars or build log")
+    book.add_argument("--skip-run", action="store_true", help="render what is already executed")
+    book.add_argument("--build-dir", help="build directory (default $DDREPRO_BUILD or ./_build)")
+
+    data = sub.add_parser("data", help="fetch the data sets or show their status")
+    data_sub = data.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    fetch = data_sub.add_parser("fetch", help="fetch data sets (all by default)")
+    fetch.add_argument("names", nargs="*")
+    fetch.add_argument("--quiet", action="store_true")
+    data_sub.add_parser("status", help="show which data sets are present")
+    return top
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    root = runner.find_root()
+    if args.list:
+        for page in runner.notebooks(root):
+            print(f"{page.stem:<24} {page.rel}")
+        return 0
+    if not args.chapter:
+        raise UserError("run needs a CHAPTER (see `ddrepro run --list`).")
+    page = runner.resolve_chapter(args.chapter, root)
+    params = runner.resolve_params(page, args.profile, args.param, args.quiet)
+    runner.check_data(runner.profile_datasets(params))
+    build = runner.build_dir(root, args.build_dir)
+    stage = runner.stage_dir(build)
+    runner.stage_sources(root, stage)
+    result = runner.execute(page, params, stage, quiet=args.quiet, force=args.force)
+    if result.status == "failed":
+        print(f"ddrepro: {page.rel} failed at {result.failure.describe()}", file=sys.stderr)
+        print(f"ddrepro: executed copy with the traceback: {result.output}", file=sys.stderr)
+        return 1
+    print(f"{page.rel}: {result.status} -> {result.output}")
+    return 0
+
+
+def _cmd_book(args: argparse.Namespace) -> int:
+    root = runner.find_root()
+    build = runner.build_dir(root, args.build_dir)
+    return runner.run_book(root, build, profile=args.profile, quiet=args.quiet,
+                           skip_run=args.skip_run)
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    if args.action == "fetch":
+        runner.fetch_data(args.names, quiet=args.quiet)
+        return _print_status()
+    return _print_status()
+
+
+def _print_status() -> int:
+    from .data import status
+
+    rows = status()
+    width = max([len(r["name"]) for r in rows] + [4])
+    print(f"{'name':<{width}}  present  checksum  path")
+    for r in rows:
+        check = {True: "ok", False: "BAD", None: "-"}.get(r.get("checksum_ok"), "-")
+        present = "yes" if r.get("present") else "no"
+        detail = f"  ({r['detail']})" if r.get("detail") else ""
+        print(f"{r['name']:<{width}}  {present:<7}  {check:<8}  {r.get('path')}{detail}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        handler = {"run": _cmd_run, "book": _cmd_book, "data": _cmd_data}[args.command]
+        return handler(args)
+    except UserError as err:
+        print(f"ddrepro: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("ddrepro: interrupted; rerun the same command to resume.", file=sys.stderr)
+        return 130
+
+
+__all__ = ["main"]

@@ -1,0 +1,551 @@
+"""Execute the book's notebooks with papermill and render them with jupyter-book.
+
+Execution and rendering are separate steps (the QuantEcon arrangement):
+
+1. the book sources (``_config.yml``, ``_toc.yml``, ``references.bib``,
+   ``book/**``) are copied into ``<build>/stage``;
+2. every chapter notebook listed in ``_toc.yml`` is executed by papermill into
+   the same place in the stage, with the parameters of the run injected;
+3. ``jupyter-book build`` renders the stage with ``execute_notebooks: off``;
+   the site lands in ``<build>/_build/html``.
+
+A notebook is executed again only when something it depends on changed: its
+source, the ddrepro package (:func:`ddrepro.artifacts.source_hash`), or its
+parameters; the record of the last run sits beside the executed copy as
+``<name>.run.json``. An executed copy is written to a temporary file and
+renamed into place, so ``kill -9`` never leaves half a notebook that looks done.
+
+Inside the kernel, ``$DDREPRO_SCORECARD`` says where the chapter's scorecard
+JSON goes and ``$DDREPRO_STAGE`` where the stage is (the scorecard page reads
+every chapter's JSON from there).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import yaml
+
+from .artifacts import atomic_write_bytes, source_hash
+from .scorecard import ENV_PATH as ENV_SCORECARD
+from .scorecard import SUFFIX as SCORECARD_SUFFIX
+
+ENV_BUILD = "DDREPRO_BUILD"
+ENV_STAGE = "DDREPRO_STAGE"
+BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
+BOOK_DIR = "book"
+RUN_SUFFIX = ".run.json"
+
+
+class UserError(ValueError):
+    """A mistake in what the user asked for; the CLI prints it as one line, exit code 2."""
+
+
+# --------------------------------------------------------------------------- book layout
+
+def find_root(start: str | Path | None = None) -> Path:
+    """The book's root: the nearest directory at or above ``start`` (default: cwd) with ``_toc.yml``."""
+    here = Path(start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "_toc.yml").is_file():
+            return candidate
+    package_root = Path(__file__).resolve().parent.parent
+    if (package_root / "_toc.yml").is_file():
+        return package_root
+    raise UserError(f"no _toc.yml at or above {str(here)!r}; run ddrepro from the book's repository.")
+
+
+def build_dir(root: Path, override: str | Path | None = None) -> Path:
+    """``override``, else ``$DDREPRO_BUILD``, else ``<root>/_build``."""
+    chosen = override or os.environ.get(ENV_BUILD) or root / "_build"
+    return Path(chosen).expanduser().resolve()
+
+
+def stage_dir(build: Path) -> Path:
+    return build / "stage"
+
+
+def site_dir(build: Path) -> Path:
+    """Where jupyter-book writes the html (it always appends ``_build/html``)."""
+    return build / "_build" / "html"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One ``file:`` entry of ``_toc.yml``: ``rel`` as written there, ``source`` the file it names."""
+
+    rel: str
+    source: Path
+
+    @property
+    def stem(self) -> str:
+        return self.source.stem
+
+    @property
+    def is_notebook(self) -> bool:
+        return self.source.suffix == ".ipynb"
+
+    def staged(self, stage: Path) -> Path:
+        return stage / Path(self.rel).with_suffix(self.source.suffix)
+
+
+def _toc_files(node: Any) -> Iterator[str]:
+    """Every ``file`` in a jb-book toc, depth first, in reading order."""
+    if isinstance(node, dict):
+        if "root" in node:
+            yield str(node["root"])
+        if "file" in node:
+            yield str(node["file"])
+        for key in ("parts", "chapters", "sections"):
+            for child in node.get(key, []) or []:
+                yield from _toc_files(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from _toc_files(child)
+
+
+def _resolve_page(root: Path, rel: str) -> Path:
+    base = root / rel
+    if base.suffix in (".md", ".ipynb") and base.is_file():
+        return base
+    for suffix in (".ipynb", ".md"):
+        if base.with_suffix(suffix).is_file():
+            return base.with_suffix(suffix)
+    raise UserError(f"_toc.yml lists {rel!r} but no {rel}.md or {rel}.ipynb exists; fix _toc.yml.")
+
+
+def pages(root: Path) -> list[Page]:
+    """All pages of the book in ``_toc.yml`` order."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    entries = [str(Path(rel).with_suffix("")) if Path(rel).suffix in (".md", ".ipynb") else rel
+               for rel in _toc_files(toc)]
+    return [Page(rel, _resolve_page(root, rel)) for rel in entries]
+
+
+def notebooks(root: Path) -> list[Page]:
+    """The pages that papermill executes, in ``_toc.yml`` order."""
+    return [p for p in pages(root) if p.is_notebook]
+
+
+def resolve_chapter(name: str, root: Path) -> Page:
+    """A notebook by stem (``data``), toc path (``book/data``) or file path (``book/data.ipynb``)."""
+    chapters = notebooks(root)
+    wanted = str(Path(name).with_suffix("")) if name.endswith(".ipynb") else name
+    try:
+        as_path = str(Path(name).resolve().relative_to(root).with_suffix(""))
+    except ValueError:
+        as_path = None
+    for page in chapters:
+        if wanted in (page.stem, page.rel) or as_path == page.rel:
+            return page
+    known = ", ".join(p.stem for p in chapters) or "none"
+    raise UserError(f"unknown chapter {name!r}; known chapters: {known} (see `ddrepro run --list`).")
+
+
+# --------------------------------------------------------------------------- parameters
+
+def notebook_source(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def parameters_cell(nb: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The first code cell tagged ``parameters`` (papermill's convention), if any."""
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            return cell
+    return None
+
+
+def notebook_parameters(path: Path) -> dict[str, Any]:
+    """Names and literal defaults assigned in the notebook's ``parameters`` cell."""
+    cell = parameters_cell(notebook_source(path))
+    if cell is None:
+        return {}
+    source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+    found: dict[str, Any] = {}
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) and node.value is not None else [])
+        for target in targets:
+            if isinstance(target, ast.Name):
+                try:
+                    found[target.id] = ast.literal_eval(node.value)
+                except ValueError:
+                    found[target.id] = None  # not a literal: any value type is accepted
+    return found
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value read as a YAML scalar/list: ``3``, ``0.5``, ``true``, ``[1, 10]``, ``cpu``."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def split_params(pairs: Sequence[tuple[str, str]], defaults: Mapping[str, Any]) -> tuple[dict, dict]:
+    """``-p key value`` pairs -> (notebook parameters, dotted profile overrides)."""
+    from dataclasses import fields
+
+    from .profiles import Profile
+
+    profile_fields = {f.name for f in fields(Profile)} - {"name"}
+    params: dict[str, Any] = {}
+    overrides: dict[str, Any] = {}
+    for key, raw in pairs:
+        value = parse_value(raw)
+        if key in defaults:
+            params[key] = value
+        elif "." in key or key in profile_fields:  # profile fields: ``dm.steps``, ``ipcs``
+            overrides[key] = value
+        else:
+            names = ", ".join(sorted(defaults)) or "none"
+            raise UserError(
+                f"unknown parameter {key!r}; notebook parameters: {names}; "
+                "profile fields are dotted keys such as dm.steps (or ipcs, methods)."
+            )
+    return params, overrides
+
+
+def _type_ok(value: Any, default: Any) -> bool:
+    if default is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+def resolve_params(page: Page, profile: str | None, pairs: Sequence[tuple[str, str]],
+                   quiet: bool) -> dict[str, Any]:
+    """The full parameter set a notebook is run with, validated before any kernel starts."""
+    from .profiles import get_profile
+    from .runtime import resolve_device
+
+    defaults = notebook_parameters(page.source)
+    params, overrides = split_params(pairs, defaults)
+    for key, value in params.items():
+        if not _type_ok(value, defaults[key]):
+            raise UserError(
+                f"parameter {key!r} = {value!r} has type {type(value).__name__}; "
+                f"{page.stem} expects {type(defaults[key]).__name__} (default {defaults[key]!r})."
+            )
+    if profile is not None:
+        params["profile"] = profile
+    if overrides:
+        params["overrides"] = {**params.get("overrides", defaults.get("overrides") or {}), **overrides}
+    if quiet and "quiet" in defaults:
+        params["quiet"] = True
+    device = params.get("device", defaults.get("device", "auto"))
+    try:
+        get_profile(params.get("profile", defaults.get("profile", "cpu")),
+                    params.get("overrides", defaults.get("overrides") or {}))
+        resolve_device(device)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    except RuntimeError:  # torch's parser rejects unknown device strings this way
+        raise UserError(f"device {device!r} is not a torch device; use 'auto', 'cpu' or 'cuda'.") from None
+    return params
+
+
+def profile_datasets(params: Mapping[str, Any]) -> tuple[str, ...]:
+    from .profiles import get_profile
+
+    prof = get_profile(params.get("profile", "cpu"), params.get("overrides") or {})
+    return tuple(prof.data.datasets)
+
+
+def check_data(names: Sequence[str]) -> None:
+    """Fail before the kernel starts when a dataset the run needs is not on disk."""
+    try:
+        from .data import status
+    except ImportError:  # no data layer installed: nothing to check against
+        return
+    for entry in status():
+        if entry.get("name") in names and not entry.get("present"):
+            raise UserError(
+                f"dataset {entry['name']!r} is missing at {entry.get('path')}; "
+                f"run `ddrepro data fetch {entry['name']}` (or set DDREPRO_DATA)."
+            )
+
+
+def fetch_data(names: Sequence[str] | None = None, *, quiet: bool = False) -> Any:
+    """``ddrepro.data.fetch``, with its failures (offline, bad checksum) as one-line user errors."""
+    from .data import fetch
+
+    try:
+        return fetch(list(names) if names else None, quiet=quiet)
+    except (OSError, RuntimeError, ValueError) as err:
+        lines = str(err).strip().splitlines() or [type(err).__name__]
+        raise UserError(f"data fetch failed: {lines[-1]}") from None
+
+
+# --------------------------------------------------------------------------- execution
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def collects_scorecards(page: Page) -> bool:
+    """Notebooks with metadata ``ddrepro.collects_scorecards`` depend on the other chapters' rows."""
+    return bool(notebook_source(page.source).get("metadata", {}).get("ddrepro", {}).get("collects_scorecards"))
+
+
+def scorecards_digest(stage: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(stage.rglob(f"*{SCORECARD_SUFFIX}")):
+        digest.update(str(path.relative_to(stage)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def run_key(page: Page, params: Mapping[str, Any], stage: Path) -> dict[str, Any]:
+    """Everything an executed copy depends on; equal keys mean the copy is up to date."""
+    key = {"notebook": _sha256(page.source), "source": source_hash(),
+           "params": json.loads(json.dumps(params, sort_keys=True, default=str))}
+    if collects_scorecards(page):
+        key["scorecards"] = scorecards_digest(stage)
+    return key
+
+
+def record_path(page: Page, stage: Path) -> Path:
+    staged = page.staged(stage)
+    return staged.with_name(staged.stem + RUN_SUFFIX)
+
+
+def scorecard_path(page: Page, stage: Path) -> Path:
+    staged = page.staged(stage)
+    return staged.with_name(staged.stem + SCORECARD_SUFFIX)
+
+
+def is_up_to_date(page: Page, params: Mapping[str, Any], stage: Path) -> bool:
+    record = record_path(page, stage)
+    if not (record.is_file() and page.staged(stage).is_file()):
+        return False
+    try:
+        saved = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return False
+    return saved.get("status") == "ok" and saved.get("key") == run_key(page, params, stage)
+
+
+@dataclass
+class Failure:
+    """Where a notebook stopped: source cell index, its first line, the error's last line."""
+
+    cell: int | None
+    first_line: str
+    error: str
+
+    def describe(self) -> str:
+        if self.cell is None:
+            return self.error
+        line = f" `{self.first_line}`" if self.first_line else ""
+        return f"cell {self.cell}{line}: {self.error}"
+
+
+@dataclass
+class RunResult:
+    page: Page
+    status: str                      # "ok", "up to date" or "failed"
+    output: Path
+    failure: Failure | None = None
+    seconds: float = 0.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """Set environment variables for the kernel papermill starts, restore afterwards."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _failure_from(err: BaseException, output: Path) -> Failure:
+    """Translate papermill's error into the source notebook's cell numbering."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(err, PapermillExecutionError):
+        index = err.cell_index
+        try:  # papermill inserts an injected-parameters cell (and an error banner) before it
+            cells = notebook_source(output)["cells"]
+            extra = sum(1 for c in cells[:index]
+                        if {"injected-parameters", "papermill-error-cell-tag"}
+                        & set(c.get("metadata", {}).get("tags", [])))
+            index -= extra
+        except (OSError, ValueError, KeyError):
+            pass
+        first = next((ln.strip() for ln in str(err.source).splitlines() if ln.strip()), "")
+        last = (str(err.evalue).strip().splitlines() or [""])[-1]
+        return Failure(index, first, f"{err.ename}: {last}" if last else err.ename)
+    lines = str(err).strip().splitlines() or [type(err).__name__]
+    return Failure(None, "", f"{type(err).__name__}: {lines[-1]}")
+
+
+def execute(page: Page, params: Mapping[str, Any], stage: Path, *, quiet: bool = False,
+            force: bool = False) -> RunResult:
+    """Run one notebook into the stage with papermill, unless its executed copy is up to date."""
+    import time
+
+    import papermill
+
+    output = page.staged(stage)
+    if not force and is_up_to_date(page, params, stage):
+        return RunResult(page, "up to date", output, params=dict(params))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.stem}.tmp{output.suffix}")
+    key = run_key(page, params, stage)
+    env = {ENV_STAGE: str(stage), ENV_SCORECARD: str(scorecard_path(page, stage))}
+    if quiet:
+        env["DDREPRO_QUIET"] = "1"
+    failure = None
+    start = time.perf_counter()
+    with _environ(**env):
+        try:
+            papermill.execute_notebook(
+                str(page.source), str(tmp), parameters=dict(params), kernel_name="python3",
+                progress_bar=not quiet, cwd=str(output.parent), log_output=False,
+            )
+        except Exception as err:  # noqa: BLE001  (any kernel failure is reported, not raised)
+            failure = _failure_from(err, tmp)
+    seconds = time.perf_counter() - start
+    if tmp.exists():
+        os.replace(tmp, output)  # failed runs too: the rendered page then shows where it broke
+    status = "failed" if failure else "ok"
+    record = {"status": status, "key": key, "seconds": round(seconds, 2),
+              "failure": failure.describe() if failure else None}
+    atomic_write_bytes(record_path(page, stage), json.dumps(record, indent=1).encode())
+    return RunResult(page, status, output, failure, seconds, dict(params))
+
+
+# --------------------------------------------------------------------------- staging and build
+
+def stage_sources(root: Path, stage: Path) -> None:
+    """Copy the book's text sources into the stage (notebooks come from papermill)."""
+    stage.mkdir(parents=True, exist_ok=True)
+    for name in BOOK_FILES:
+        if (root / name).is_file():
+            _copy_if_changed(root / name, stage / name)
+    for path in sorted((root / BOOK_DIR).rglob("*")):
+        rel = path.relative_to(root)
+        if path.is_dir() or path.suffix in (".ipynb", ".pyc") or ".ipynb_checkpoints" in rel.parts \
+                or "__pycache__" in rel.parts:
+            continue
+        _copy_if_changed(path, stage / rel)
+
+
+def _copy_if_changed(src: Path, dst: Path) -> None:
+    if dst.is_file() and dst.read_bytes() == src.read_bytes():
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dst)
+
+
+@dataclass
+class BuildResult:
+    returncode: int
+    warnings: list[str]
+    index: Path
+    log: str
+
+    @property
+    def clean(self) -> bool:
+        return self.returncode == 0 and not self.warnings
+
+
+_WARNING = re.compile(r"(WARNING|ERROR|CRITICAL):")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def jupyter_book_command() -> list[str]:
+    beside = Path(sys.executable).with_name("jupyter-book")
+    exe = str(beside) if beside.exists() else shutil.which("jupyter-book")
+    if exe is None:
+        raise UserError("jupyter-book is not installed; run `pip install -e .[book]`.")
+    return [exe]
+
+
+def build_site(stage: Path, build: Path, *, quiet: bool = False) -> BuildResult:
+    """``jupyter-book build`` with nitpicky references and warnings as errors (all reported)."""
+    command = [*jupyter_book_command(), "build", str(stage), "--path-output", str(build),
+               "--builder", "html", "-n", "-W", "--keep-going"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    log = _ANSI.sub("", done.stdout + done.stderr)
+    if not quiet:
+        print(log, end="")
+    warnings = [ln.strip() for ln in log.splitlines() if _WARNING.search(ln)]
+    return BuildResult(done.returncode, warnings, site_dir(build) / "index.html", log)
+
+
+# --------------------------------------------------------------------------- the whole book
+
+def run_book(root: Path, build: Path, *, profile: str, quiet: bool = False,
+             skip_run: bool = False, out=print) -> int:
+    """Fetch data, execute every notebook (failures do not stop the others), build the site."""
+    stage = stage_dir(build)
+    plans = [(page, resolve_params(page, profile, [], quiet)) for page in notebooks(root)]
+    if not skip_run:
+        fetch_data(quiet=quiet)
+        for _, params in plans:
+            check_data(profile_datasets(params))
+    stage_sources(root, stage)
+    results: list[RunResult] = []
+    for page, params in plans:
+        if skip_run:
+            present = page.staged(stage).is_file()
+            failure = None if present else Failure(None, "", "no executed copy yet (run without --skip-run)")
+            results.append(RunResult(page, "skipped" if present else "failed",
+                                     page.staged(stage), failure))
+            continue
+        if not is_up_to_date(page, params, stage):
+            out(f"[ddrepro] {page.rel}: running (profile {params.get('profile')})")
+        result = execute(page, params, stage, quiet=quiet)
+        tail = f" in {result.seconds:.1f}s" if result.status != "up to date" else ""
+        out(f"[ddrepro] {page.rel}: {result.status}{tail}")
+        results.append(result)
+    built = build_site(stage, build, quiet=quiet)
+    failed = [r for r in results if r.status == "failed"]
+    for line in built.warnings:
+        out(f"[ddrepro] sphinx: {line}")
+    if failed:
+        out(f"[ddrepro] {len(failed)} chapter(s) failed:")
+        for r in failed:
+            out(f"  {r.page.rel}: {r.failure.describe() if r.failure else 'failed'}")
+    if built.clean:
+        out(f"[ddrepro] site built with 0 warnings: {built.index}")
+    else:
+        out(f"[ddrepro] jupyter-book build not clean (exit {built.returncode}, "
+            f"{len(built.warnings)} warning(s)); site: {built.index}")
+    return 0 if built.clean and not failed else 1
+
+
+__all__ = [
+    "Page", "UserError", "RunResult", "Failure", "BuildResult", "find_root", "build_dir",
+    "stage_dir", "site_dir", "pages", "notebooks", "resolve_chapter", "notebook_parameters",
+    "parse_value", "split_params", "resolve_params", "check_data", "execute", "is_up_to_date",
+    "stage_sources", "build_site", "run_book",
+]

@@ -1,0 +1,169 @@
+"""The reproduction scorecard: one row per claim a chapter checks.
+
+A chapter builds a :class:`Scorecard`, adds a row for every claim of its paper
+(what the paper reports, what we measured, the criterion we judged by, and
+whether it held), shows the table and saves it as JSON beside its executed
+copy. The book's scorecard page gathers every chapter's JSON with
+:func:`collect`, so no number on that page is typed by hand.
+
+Where the JSON goes: ``save(path)``, else ``$DDREPRO_SCORECARD`` (set by the
+runner, see :mod:`ddrepro.runner`), else nowhere (an interactive session).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .artifacts import atomic_write_bytes
+
+ENV_PATH = "DDREPRO_SCORECARD"
+SUFFIX = ".scorecard.json"
+COLUMNS = ("chapter", "claim", "paper", "ours", "criterion", "verdict", "profile", "note")
+
+
+def verdict(passed: bool | None) -> str:
+    """``True`` -> reproduced, ``False`` -> not reproduced, ``None`` -> not run."""
+    if passed is None:
+        return "not run"
+    if not isinstance(passed, bool):
+        raise ValueError(f"passed = {passed!r}; use True, False or None (not run).")
+    return "reproduced" if passed else "not reproduced"
+
+
+@dataclass(frozen=True)
+class Row:
+    claim: str
+    paper: str
+    ours: str
+    criterion: str
+    verdict: str
+    note: str = ""
+
+
+def _text(value: Any) -> str:
+    """Numbers become text here so the table shows exactly what the chapter chose to print."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+class Scorecard:
+    """Rows ``(claim, paper, ours, criterion, verdict)`` of one chapter run at one profile."""
+
+    def __init__(self, chapter: str, profile: str) -> None:
+        if not str(chapter).strip():
+            raise ValueError("Scorecard chapter is empty; pass the chapter's title, e.g. '2 Privacy'.")
+        self.chapter = str(chapter)
+        self.profile = str(getattr(profile, "name", profile))
+        self.rows: list[Row] = []
+
+    def add(self, claim: str, paper: Any, ours: Any, criterion: str,
+            passed: bool | None, note: str = "") -> Row:
+        """Record one claim; ``passed=None`` marks a claim this run did not test."""
+        if not str(claim).strip():
+            raise ValueError("Scorecard.add: claim is empty; say which claim the row checks.")
+        row = Row(str(claim), _text(paper), _text(ours), str(criterion),
+                  verdict(passed), str(note))
+        self.rows.append(row)
+        return row
+
+    def to_frame(self) -> pd.DataFrame:
+        records = [{"chapter": self.chapter, **asdict(r), "profile": self.profile} for r in self.rows]
+        return pd.DataFrame.from_records(records, columns=list(COLUMNS))
+
+    def to_markdown(self) -> str:
+        """A pipe table (claim, paper, ours, criterion, verdict); notes follow the verdict."""
+        head = "| claim | paper | ours | criterion | verdict |\n| --- | --- | --- | --- | --- |\n"
+        body = "".join(
+            f"| {_cell(r.claim)} | {_cell(r.paper)} | {_cell(r.ours)} | {_cell(r.criterion)} | "
+            f"{_cell(r.verdict + (f' ({r.note})' if r.note else ''))} |\n"
+            for r in self.rows
+        )
+        return f"Scorecard, {self.chapter} (profile `{self.profile}`)\n\n" + head + body
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def show(self) -> "Scorecard":
+        """Display the table in a notebook (returns self, so it can end a cell)."""
+        from IPython.display import Markdown, display
+
+        display(Markdown(self.to_markdown()))
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chapter": self.chapter, "profile": self.profile,
+                "rows": [asdict(r) for r in self.rows]}
+
+    def save(self, path: str | Path | None = None) -> Path | None:
+        """Write the rows as JSON (atomically); returns the path, or None when nowhere is set."""
+        target = path if path is not None else os.environ.get(ENV_PATH)
+        if not target:
+            return None
+        target = Path(target)
+        atomic_write_bytes(target, json.dumps(self.to_json(), indent=1).encode())
+        return target
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def collect(build_dir: str | Path) -> pd.DataFrame:
+    """Every ``*.scorecard.json`` under ``build_dir``, in path order (chapters are numbered dirs)."""
+    root = Path(build_dir)
+    if not root.is_dir():
+        raise ValueError(f"scorecard.collect: {str(root)!r} is not a directory; pass the build stage dir.")
+    frames = []
+    for path in sorted(root.rglob(f"*{SUFFIX}")):
+        data = json.loads(path.read_text())
+        records = [{"chapter": data["chapter"], **row, "profile": data["profile"]}
+                   for row in data.get("rows", [])]
+        frames.append(pd.DataFrame.from_records(records, columns=list(COLUMNS)))
+    if not frames:
+        return empty_frame()
+    return pd.concat(frames, ignore_index=True)
+
+
+def empty_frame() -> pd.DataFrame:
+    """The scorecard table with no rows (nothing executed yet)."""
+    return pd.DataFrame(columns=list(COLUMNS))
+
+
+def frame_markdown(frame: pd.DataFrame, columns: tuple[str, ...] = COLUMNS[:-1]) -> str:
+    """A pipe table of ``frame``'s rows; a row's note is appended to its verdict."""
+    cols = [c for c in columns if c != "note"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+    for rec in frame.to_dict("records"):
+        cells = []
+        for c in cols:
+            text = str(rec[c])
+            if c == "verdict" and rec.get("note"):
+                text += f" ({rec['note']})"
+            cells.append(_cell(text))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def summary_markdown(frame: pd.DataFrame) -> str:
+    """Per chapter: how many claims were reproduced, not reproduced, not run."""
+    verdicts = ("reproduced", "not reproduced", "not run")
+    lines = ["| chapter | profile | " + " | ".join(verdicts) + " |", "|" + " --- |" * (2 + len(verdicts))]
+    for (chapter, profile), group in frame.groupby(["chapter", "profile"], sort=False):
+        counts = [str(int((group["verdict"] == v).sum())) for v in verdicts]
+        lines.append(f"| {_cell(str(chapter))} | {profile} | " + " | ".join(counts) + " |")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = [
+    "Scorecard", "Row", "collect", "empty_frame", "frame_markdown", "summary_markdown",
+    "verdict", "ENV_PATH", "SUFFIX",
+]

@@ -1,0 +1,76 @@
+"""The book's notebooks: committed without outputs, parameterised alike, executable at smoke."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from ddrepro import runner
+
+from .conftest import REPO
+
+NOTEBOOKS = runner.notebooks(REPO)
+
+
+def tracked_notebooks() -> list:
+    """Notebooks under book/ that git tracks or would track (untracked but not ignored)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "book"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.split()
+    return sorted(REPO / p for p in listed if p.endswith(".ipynb") and (REPO / p).exists())
+
+
+@pytest.mark.parametrize("path", tracked_notebooks(), ids=lambda p: str(p.relative_to(REPO)))
+def test_committed_notebook_has_no_outputs(path):
+    nb = json.loads(path.read_text())
+    for index, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs") == [], f"{path.name} cell {index} has outputs"
+            assert cell.get("execution_count") is None, f"{path.name} cell {index} has a count"
+
+
+@pytest.mark.parametrize("path", tracked_notebooks(), ids=lambda p: str(p.relative_to(REPO)))
+def test_first_code_cell_is_the_parameters_cell(path):
+    nb = json.loads(path.read_text())
+    first = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    assert "parameters" in first["metadata"].get("tags", []), f"{path.name}: tag the first code cell"
+    params = runner.notebook_parameters(path)
+    assert params.get("profile") == "cpu", f"{path.name}: first cell must set profile = \"cpu\""
+    for name, default in (("overrides", {}), ("seed", 0), ("device", "auto"), ("quiet", False)):
+        assert params.get(name) == default, f"{path.name}: {name} default"
+
+
+def test_every_toc_notebook_is_in_the_toc_order():
+    assert [p.stem for p in NOTEBOOKS][:1] == ["data"]
+    assert NOTEBOOKS[-1].stem == "scorecard", "the scorecard page runs after every chapter"
+
+
+@pytest.fixture(scope="module")
+def smoke_build(tmp_path_factory):
+    return tmp_path_factory.mktemp("smoke_build")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_executes_at_smoke_through_the_runner(ddrepro_cli, book_data, smoke_build, page):
+    done = ddrepro_cli("run", page.rel, "--profile", "smoke", "--quiet",
+                       "--build-dir", str(smoke_build), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    executed = json.loads(page.staged(runner.stage_dir(smoke_build)).read_text())
+    code = [c for c in executed["cells"] if c["cell_type"] == "code"]
+    assert all(c["execution_count"] is not None for c in code)
+    errors = [o for c in code for o in c["outputs"] if o["output_type"] == "error"]
+    assert not errors
+    injected = [c for c in code if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert injected and 'profile = "smoke"' in "".join(injected[0]["source"])
+    # a second run with the same inputs is skipped (unless the package source changed meanwhile)
+    record = runner.record_path(page, runner.stage_dir(smoke_build))
+    before = json.loads(record.read_text())["key"]
+    again = ddrepro_cli("run", page.rel, "--profile", "smoke", "--quiet",
+                        "--build-dir", str(smoke_build))
+    assert again.returncode == 0
+    if json.loads(record.read_text())["key"]["source"] == before["source"]:
+        assert "up to date" in again.stdout

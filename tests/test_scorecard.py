@@ -1,0 +1,56 @@
+"""Scorecard rows: verdicts derived from `passed`, JSON round trip, collection for the book."""
+
+from __future__ import annotations
+
+import pytest
+
+from ddrepro import scorecard
+from ddrepro.scorecard import Scorecard
+
+
+def test_verdict_follows_passed():
+    card = Scorecard("2 Privacy", "smoke")
+    card.add("claim a", 0.5, 0.49, "within 0.05", True)
+    card.add("claim b", "78 %", None, "above 0", False, note="tiny run")
+    card.add("claim c", 1, 2, "-", None)
+    assert list(card.to_frame()["verdict"]) == ["reproduced", "not reproduced", "not run"]
+    assert list(card.to_frame()["ours"]) == ["0.49", "-", "2"]
+
+
+def test_passed_must_be_bool_or_none():
+    with pytest.raises(ValueError, match="passed"):
+        Scorecard("x", "cpu").add("c", 1, 1, "-", 1)
+
+
+def test_markdown_table_has_a_row_per_claim_and_escapes_pipes():
+    card = Scorecard("3 Poisoning", "cpu")
+    card.add("ASR | RDM-DC", "0 %", "0 %", "<= 4 %", True)
+    text = card._repr_markdown_()
+    assert text.count("\n| ") == 3  # header, separator, one row
+    assert "ASR \\| RDM-DC" in text
+
+
+def test_save_uses_env_path_and_collect_reads_all(tmp_path, monkeypatch):
+    first = Scorecard("2 Privacy", "smoke")
+    first.add("a", 1, 1, "-", True)
+    assert first.save(tmp_path / "02" / "ch.scorecard.json").is_file()
+    monkeypatch.setenv(scorecard.ENV_PATH, str(tmp_path / "03" / "ch.scorecard.json"))
+    second = Scorecard("3 Poisoning", "smoke")
+    second.add("b", 2, 3, "-", False)
+    second.add("c", 2, 3, "-", None)
+    assert second.save() == tmp_path / "03" / "ch.scorecard.json"
+    table = scorecard.collect(tmp_path)
+    assert list(table["chapter"]) == ["2 Privacy", "3 Poisoning", "3 Poisoning"]
+    assert list(table["verdict"]) == ["reproduced", "not reproduced", "not run"]
+    summary = scorecard.summary_markdown(table)
+    assert "| 3 Poisoning | smoke | 0 | 1 | 1 |" in summary
+
+
+def test_save_without_a_destination_writes_nothing(monkeypatch):
+    monkeypatch.delenv(scorecard.ENV_PATH, raising=False)
+    assert Scorecard("x", "cpu").save() is None
+
+
+def test_collect_rejects_a_missing_dir(tmp_path):
+    with pytest.raises(ValueError, match="not a directory"):
+        scorecard.collect(tmp_path / "nope")

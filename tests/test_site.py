@@ -1,0 +1,157 @@
+"""The built site: clean build, no external assets, and it works in a real headless browser.
+
+Builds the book at the smoke profile into a temporary directory, serves it from
+127.0.0.1 and visits every page of the toc with Debian's chromium through
+playwright. Needs `apt-get install chromium`; skipped without it.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urldefrag, urlparse
+
+import pytest
+
+from ddrepro import runner
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+EXTERNAL_ASSET = re.compile(r"<(script|link|img)\b[^>]*\b(src|href)=[\"'](https?:)?//", re.I)
+
+
+@pytest.fixture(scope="module")
+def site(ddrepro_cli, book_data, tmp_path_factory):
+    build = tmp_path_factory.mktemp("site_build")
+    done = ddrepro_cli("book", "--profile", "smoke", "--quiet", "--build-dir", str(build), timeout=1200)
+    return build, done
+
+
+def test_book_builds_clean(site):
+    build, done = site
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "site built with 0 warnings" in done.stdout
+    assert (runner.site_dir(build) / "index.html").is_file()
+
+
+def test_no_external_script_link_or_img(site):
+    build, _ = site
+    offenders = {}
+    for page in runner.site_dir(build).rglob("*.html"):
+        found = [m.group(0) for m in EXTERNAL_ASSET.finditer(page.read_text(errors="replace"))]
+        if found:
+            offenders[str(page)] = found[:3]
+    assert not offenders
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    build, done = site
+    assert done.returncode == 0, "the site did not build"
+    handler = functools.partial(_QuietHandler, directory=str(runner.site_dir(build)))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # keep pytest output readable
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not CHROMIUM.exists():
+        pytest.skip("no /usr/bin/chromium; `apt-get install -y chromium`")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium_profile")), executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS, headless=True, viewport={"width": 1280, "height": 900},
+        )
+        yield context
+        context.close()
+
+
+def toc_urls(base: str) -> list[str]:
+    return [f"{base}/{page.rel}.html" for page in runner.pages(REPO)]
+
+
+def visit(browser, url: str):
+    """Load ``url``; return the page, its console errors and its requests off 127.0.0.1."""
+    page = browser.new_page()
+    errors: list[str] = []
+    offsite: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("request", lambda req: offsite.append(req.url)
+            if urlparse(req.url).hostname not in ("127.0.0.1", None) and req.url.startswith("http") else None)
+    page.on("response", lambda rsp: errors.append(f"HTTP {rsp.status} {rsp.url}") if rsp.status >= 400 else None)
+    response = page.goto(url, wait_until="networkidle")
+    assert response is not None and response.status == 200, url
+    return page, errors, offsite
+
+
+def test_every_toc_page_loads_without_console_errors_or_broken_images(browser, server):
+    problems = {}
+    for url in toc_urls(server):
+        page, errors, offsite = visit(browser, url)
+        broken = page.eval_on_selector_all(
+            "img", "els => els.filter(e => !e.complete || e.naturalWidth === 0).map(e => e.src)")
+        if errors or offsite or broken:
+            problems[url] = {"console": errors, "offsite": offsite, "broken_img": broken}
+        page.close()
+    assert not problems
+
+
+def test_mathjax_renders_from_the_build(browser, server):
+    page, errors, offsite = visit(browser, f"{server}/book/02_privacy/index.html")
+    page.wait_for_selector("mjx-container", timeout=30_000)
+    assert page.locator("mjx-container").count() > 5
+    assert not errors and not offsite
+    page.close()
+
+
+def test_data_page_shows_figures_and_glued_numbers(browser, server, tmp_path_factory):
+    page, _, _ = visit(browser, f"{server}/book/data.html")
+    assert page.locator("img").count() >= 2
+    text = page.inner_text("main")
+    assert "60000" in text and "10000" in text  # MNIST sizes glued from the loaded tensors
+    shot = tmp_path_factory.mktemp("screenshots") / "data_page.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+    page.close()
+
+
+def test_every_internal_link_resolves(browser, server):
+    links: set[str] = set()
+    for url in toc_urls(server):
+        page = browser.new_page()
+        page.goto(url, wait_until="load")
+        hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+        links.update(urldefrag(h)[0] for h in hrefs if h.startswith(server))
+        page.close()
+    assert len(links) > 10
+    broken = []
+    for link in sorted(links):
+        try:
+            with urllib.request.urlopen(link, timeout=10) as reply:
+                if reply.status != 200:
+                    broken.append((link, reply.status))
+        except urllib.error.HTTPError as err:
+            broken.append((link, err.code))
+    assert not broken
