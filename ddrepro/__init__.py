@@ -13,3 +13,9 @@ from .runtime import make_generator, resolve_device
 from .synthetic import SyntheticSet
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AugConfig", "DataConfig", "DMConfig", "EvalConfig", "GMConfig", "HerdingConfig",
+    "KIPConfig", "MMDConfig", "NetConfig", "PROFILES", "Profile", "SyntheticSet",
+    "get_profile", "make_generator", "resolve_device",
+]

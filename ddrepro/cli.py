@@ -70,7 +70,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UserError("run needs a CHAPTER (see `ddrepro run --list`).")
     page = runner.resolve_chapter(args.chapter, root)
     params = runner.resolve_params(page, args.profile, args.param, args.quiet)
-    runner.check_data(runner.profile_datasets(params))
+    runner.fetch_data(runner.profile_datasets(params), quiet=args.quiet)  # no-op when present
     build = runner.build_dir(root, args.build_dir)
     stage = runner.stage_dir(build)
     runner.stage_sources(root, stage)

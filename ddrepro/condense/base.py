@@ -69,6 +69,7 @@ class Context:
     generator: torch.Generator         # CPU generator: all sampling goes through it
     seed: int
     quiet: bool
+    real_weights: torch.Tensor | None = None  # (N,) on device, from ImageData.weights
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -185,6 +186,7 @@ def condense(
             class_indices=class_indices, num_classes=real.num_classes, ipc=ipc, config=config,
             net_cfg=net_cfg, aug_cfg=aug_cfg, flip=real.flip_ok, device=dev,
             generator=generator, seed=seed, quiet=quiet,
+            real_weights=None if real.weights is None else real.weights.to(dev),
         )
         start = time.perf_counter()
         images, labels = condenser.run(ctx, syn_images, syn_labels)

@@ -27,6 +27,9 @@ class ImageData:
     std: tuple[float, ...]
     classes: tuple[str, ...]
     flip_ok: bool = True
+    # Optional per-sample weights (N,), e.g. inverse feature density for debiasing;
+    # distribution-matching condensers use them in their real class means.
+    weights: torch.Tensor | None = None
     _digest: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -38,6 +41,9 @@ class ImageData:
             )
         if self.labels.dtype != torch.int64:
             raise ValueError(f"labels must be int64, got {self.labels.dtype}.")
+        if self.weights is not None and (self.weights.shape != self.labels.shape
+                                         or not bool((self.weights >= 0).all())):
+            raise ValueError("weights must be a non-negative (N,) tensor, one per image.")
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         return iter((self.images, self.labels))
@@ -57,6 +63,8 @@ class ImageData:
         """sha256 of images and labels: the data's identity in artifact keys."""
         if self._digest is None:
             self._digest = tensor_digest(self.images) + tensor_digest(self.labels)[:16]
+            if self.weights is not None:
+                self._digest += tensor_digest(self.weights)[:16]
         return self._digest
 
     def indices_by_class(self) -> list[torch.Tensor]:
@@ -64,7 +72,8 @@ class ImageData:
 
     def _take(self, index: torch.Tensor) -> "ImageData":
         return ImageData(self.images[index], self.labels[index], self.name, self.split,
-                         self.mean, self.std, self.classes, self.flip_ok)
+                         self.mean, self.std, self.classes, self.flip_ok,
+                         None if self.weights is None else self.weights[index])
 
     def subset_per_class(self, n: int | None, seed: int = 0) -> "ImageData":
         """``n`` random images of every class (all of a class with fewer); None keeps everything."""

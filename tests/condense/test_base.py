@@ -1,18 +1,15 @@
 """The shared condenser interface, exercised through the `random` baseline."""
 
+from functools import partial
+
 import pytest
 import torch
 
 from ddrepro.condense import CONDENSERS, condense, initial_synthetic
-from ddrepro.data import ImageData
+from helpers import toy_image_data
 
 
-def toy_data(n_per_class=6, classes=4, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    images = torch.randn(n_per_class * classes, 1, 8, 8, generator=gen)
-    labels = torch.arange(classes).repeat(n_per_class)
-    return ImageData(images, labels, "toy", "train", (0.0,), (1.0,),
-                     tuple(str(c) for c in range(classes)), flip_ok=False)
+toy_data = partial(toy_image_data, n_per_class=6, classes=4)
 
 
 def test_random_picks_ipc_distinct_real_images_per_class(tmp_path, monkeypatch):

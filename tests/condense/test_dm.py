@@ -1,5 +1,7 @@
 """DM: the loss against a naive per-class loop, its gradients, Prop. 4.3, and the condenser."""
 
+from functools import partial
+
 import pytest
 import torch
 from torch import nn
@@ -11,25 +13,14 @@ from ddrepro.config import AugConfig, DMConfig, NetConfig
 from ddrepro.data import ImageData
 from ddrepro.nets import build_net
 from ddrepro.robust import weighted_mean
+from helpers import toy_image_data
 
 TINY_NET = NetConfig(width=8, depth=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny tensors: threading only adds OpenMP overhead on a shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
-def toy_data(n_per_class=10, classes=4, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    images = torch.randn(n_per_class * classes, 1, 8, 8, generator=gen)
-    labels = torch.arange(classes).repeat(n_per_class)
-    return ImageData(images, labels, "toy", "train", (0.0,), (1.0,),
-                     tuple(str(c) for c in range(classes)), flip_ok=False)
+toy_data = partial(toy_image_data, n_per_class=10, classes=4)
 
 
 def naive_dm_loss(embed, real_by_class, syn_by_class, real_weights=None):
@@ -204,3 +195,23 @@ def test_bad_inputs_raise_value_error_before_compute():
         dm_loss(net.embed, real.flatten(0, 1), syn)
     with pytest.raises(ValueError, match="real_weights"):
         dm_loss(net.embed, real, syn, real_weights=weights[:, :2])
+
+
+def test_per_sample_weights_on_the_real_set_reach_the_class_means():
+    # Weights of ones are the unweighted run; weights that silence half of every
+    # class change the synthetic set (the debiasing chapter relies on this path).
+    real = toy_data()
+    cfg = DMConfig(steps=3, batch_real=10, dsa=False)
+    kw = dict(config=cfg, net_cfg=TINY_NET, cache=False, quiet=True, seed=0)
+    plain = condense("dm", real, 2, **kw)
+    ones = ImageData(real.images, real.labels, "toy", "train", (0.0,), (1.0,), real.classes,
+                     flip_ok=False, weights=torch.ones(len(real)))
+    assert torch.allclose(condense("dm", ones, 2, **kw).images, plain.images, atol=1e-5)
+    half = torch.arange(len(real)) % 8 < 4  # 5 of the 10 images of every class
+    halved = ImageData(real.images, real.labels, "toy", "train", (0.0,), (1.0,), real.classes,
+                       flip_ok=False, weights=half.float())
+    assert not torch.allclose(condense("dm", halved, 2, **kw).images, plain.images, atol=1e-3)
+    assert halved.digest() != real.digest()
+    with pytest.raises(ValueError, match="non-negative"):
+        ImageData(real.images, real.labels, "toy", "train", (0.0,), (1.0,), real.classes,
+                  weights=-torch.ones(len(real)))

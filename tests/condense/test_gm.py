@@ -2,6 +2,8 @@
 
 import math
 
+from functools import partial
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,19 +12,14 @@ from torch.func import functional_call, grad, vmap
 from ddrepro.condense import CONDENSERS, condense
 from ddrepro.condense.gm import loops_for_ipc, match_distance, matching_loss, train_steps
 from ddrepro.config import GMConfig, NetConfig
-from ddrepro.data import ImageData
 from ddrepro.nets import build_net
+from helpers import toy_image_data
 
 NET = NetConfig(width=8, depth=2)
 TINY = GMConfig(iterations=2, outer_loops=2, inner_loops=2, batch_real=5, batch_train=4)
 
 
-def toy_data(n_per_class=8, classes=3, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    images = torch.randn(n_per_class * classes, 1, 8, 8, generator=gen)
-    labels = torch.arange(classes).repeat(n_per_class)
-    return ImageData(images, labels, "toy", "train", (0.0,), (1.0,),
-                     tuple(str(c) for c in range(classes)), flip_ok=False)
+toy_data = partial(toy_image_data, n_per_class=8, classes=3)
 
 
 def tiny_net(dtype=torch.float32):

@@ -1,31 +1,21 @@
 """Herding: the greedy rule on known points, and the condenser."""
 
+from functools import partial
+
 import pytest
 import torch
 
 from ddrepro.condense import condense
 from ddrepro.condense.herding import herding_order
 from ddrepro.config import HerdingConfig, NetConfig
-from ddrepro.data import ImageData
+from helpers import toy_image_data
 
 TINY_NET = NetConfig(width=8, depth=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny tensors: threading only adds OpenMP overhead on a shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
-def toy_data(n_per_class=10, classes=4, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    images = torch.randn(n_per_class * classes, 1, 8, 8, generator=gen)
-    labels = torch.arange(classes).repeat(n_per_class)
-    return ImageData(images, labels, "toy", "train", (0.0,), (1.0,),
-                     tuple(str(c) for c in range(classes)), flip_ok=False)
+toy_data = partial(toy_image_data, n_per_class=10, classes=4)
 
 
 def brute_force_order(feats, k):

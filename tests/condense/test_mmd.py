@@ -2,6 +2,8 @@
 
 import math
 
+from functools import partial
+
 import pytest
 import torch
 
@@ -11,28 +13,16 @@ from ddrepro.condense.mmd import (
     gaussian_kernel, median_heuristic, mmd2_per_class, mmd_feature_loss, squared_distances,
 )
 from ddrepro.config import MMDConfig, NetConfig
-from ddrepro.data import ImageData
 from ddrepro.nets import build_net
+from helpers import toy_image_data
 
 TINY_NET = NetConfig(width=8, depth=2)
 BANDWIDTHS = (0.5, 1.0, 2.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny tensors: threading only adds OpenMP overhead on a shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
-def toy_data(n_per_class=10, classes=4, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    images = torch.randn(n_per_class * classes, 1, 8, 8, generator=gen)
-    labels = torch.arange(classes).repeat(n_per_class)
-    return ImageData(images, labels, "toy", "train", (0.0,), (1.0,),
-                     tuple(str(c) for c in range(classes)), flip_ok=False)
+toy_data = partial(toy_image_data, n_per_class=10, classes=4)
 
 
 def direct_kernel(x, y, widths):
