@@ -358,4 +358,26 @@ def _rotate(x: torch.Tensor, p: AugParams, cfg: AugConfig) -> torch.Tensor:
 _OP_FNS = {"color": _color, "crop": _crop, "cutout": _cutout, "flip": _flip,
            "scale": _scale, "rotate": _rotate}
 
-__all__ = ["AugParams", "DSA", "ALL_OPS"]
+def siamese_augment(aug: DSA, generator: torch.Generator, real_by_class: torch.Tensor,
+                    syn_by_class: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Siamese DSA by class: one draw per class (its own op and magnitudes) applied to that
+    class's real and synthetic images, as DM and DC/DSA use it.
+
+    ``(C, n, ...)``, ``(C, m, ...)`` in, the same shapes out. The reference code
+    draws a fresh op and seed per class and re-uses it for both batches; here
+    the ``C`` rows are drawn once and expanded with ``AugParams.index``, so the
+    whole step is two batched ``apply`` calls. The real side is augmented
+    without a graph unless the real images require grad.
+    """
+    num_classes, n = real_by_class.shape[:2]
+    ipc = syn_by_class.shape[1]
+    device = syn_by_class.device
+    params = aug.sample_params(num_classes, generator, device=device, per_sample_op=True)
+    classes = torch.arange(num_classes, device=device)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and real_by_class.requires_grad):
+        real_aug = aug.apply(real_by_class.flatten(0, 1), params.index(classes.repeat_interleave(n)))
+    syn_aug = aug.apply(syn_by_class.flatten(0, 1), params.index(classes.repeat_interleave(ipc)))
+    return real_aug.view_as(real_by_class), syn_aug.view_as(syn_by_class)
+
+
+__all__ = ["AugParams", "DSA", "ALL_OPS", "siamese_augment"]

@@ -28,11 +28,11 @@ COLUMNS = ("chapter", "claim", "paper", "ours", "criterion", "verdict", "profile
 
 
 def verdict(passed: bool | None) -> str:
-    """``True`` -> reproduced, ``False`` -> not reproduced, ``None`` -> not run."""
+    """``True`` -> reproduced, ``False`` -> not reproduced, ``None`` -> not checked."""
     if passed is None:
-        return "not run"
+        return "not checked"
     if not isinstance(passed, bool):
-        raise ValueError(f"passed = {passed!r}; use True, False or None (not run).")
+        raise ValueError(f"passed = {passed!r}; use True, False or None (not checked).")
     return "reproduced" if passed else "not reproduced"
 
 
@@ -154,8 +154,8 @@ def frame_markdown(frame: pd.DataFrame, columns: tuple[str, ...] = COLUMNS[:-1])
 
 
 def summary_markdown(frame: pd.DataFrame) -> str:
-    """Per chapter: how many claims were reproduced, not reproduced, not run."""
-    verdicts = ("reproduced", "not reproduced", "not run")
+    """Per chapter: how many claims were reproduced, not reproduced, not checked."""
+    verdicts = ("reproduced", "not reproduced", "not checked")
     lines = ["| chapter | profile | " + " | ".join(verdicts) + " |", "|" + " --- |" * (2 + len(verdicts))]
     for (chapter, profile), group in frame.groupby(["chapter", "profile"], sort=False):
         counts = [str(int((group["verdict"] == v).sum())) for v in verdicts]

@@ -13,7 +13,7 @@ def test_verdict_follows_passed():
     card.add("claim a", 0.5, 0.49, "within 0.05", True)
     card.add("claim b", "78 %", None, "above 0", False, note="tiny run")
     card.add("claim c", 1, 2, "-", None)
-    assert list(card.to_frame()["verdict"]) == ["reproduced", "not reproduced", "not run"]
+    assert list(card.to_frame()["verdict"]) == ["reproduced", "not reproduced", "not checked"]
     assert list(card.to_frame()["ours"]) == ["0.49", "-", "2"]
 
 
@@ -41,7 +41,7 @@ def test_save_uses_env_path_and_collect_reads_all(tmp_path, monkeypatch):
     assert second.save() == tmp_path / "03" / "ch.scorecard.json"
     table = scorecard.collect(tmp_path)
     assert list(table["chapter"]) == ["2 Privacy", "3 Poisoning", "3 Poisoning"]
-    assert list(table["verdict"]) == ["reproduced", "not reproduced", "not run"]
+    assert list(table["verdict"]) == ["reproduced", "not reproduced", "not checked"]
     summary = scorecard.summary_markdown(table)
     assert "| 3 Poisoning | smoke | 0 | 1 | 1 |" in summary
 

@@ -34,7 +34,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..augment import DSA
+from ..augment import DSA, siamese_augment
 from ..config import DMConfig
 from ..nets import build_net
 from ..robust import get_mean_estimator
@@ -211,27 +211,6 @@ def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def siamese_augment(aug: DSA, generator: torch.Generator, real_by_class: torch.Tensor,
-                    syn_by_class: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One DSA draw per class (its own op and magnitudes) applied to that class's real and synthetic images.
-
-    ``(C, n, ...)``, ``(C, m, ...)`` in, the same shapes out. The reference code
-    draws a fresh op and seed per class and re-uses it for both batches; here
-    the ``C`` rows are drawn once and expanded with ``AugParams.index``, so the
-    whole step is two batched ``apply`` calls. The real side is augmented
-    without a graph unless the real images require grad.
-    """
-    num_classes, n = real_by_class.shape[:2]
-    ipc = syn_by_class.shape[1]
-    device = syn_by_class.device
-    params = aug.sample_params(num_classes, generator, device=device, per_sample_op=True)
-    classes = torch.arange(num_classes, device=device)
-    with torch.set_grad_enabled(torch.is_grad_enabled() and real_by_class.requires_grad):
-        real_aug = aug.apply(real_by_class.flatten(0, 1), params.index(classes.repeat_interleave(n)))
-    syn_aug = aug.apply(syn_by_class.flatten(0, 1), params.index(classes.repeat_interleave(ipc)))
-    return real_aug.view_as(real_by_class), syn_aug.view_as(syn_by_class)
-
-
 def distribution_matching_run(
     ctx: Context,
     syn_images: torch.Tensor,
@@ -307,5 +286,5 @@ def run(ctx: Context, syn_images: torch.Tensor, syn_labels: torch.Tensor):
 
 __all__ = [
     "COMPILE_MIN_STEPS", "CPU_REAL_CHUNK", "dm_loss", "dm_feature_loss", "real_class_means", "embed_by_class", "embed_real",
-    "sample_real_indices", "fresh_embedder", "reinitialise_", "make_embed", "siamese_augment", "distribution_matching_run", "run",
+    "sample_real_indices", "fresh_embedder", "reinitialise_", "make_embed", "distribution_matching_run", "run",
 ]

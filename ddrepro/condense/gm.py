@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..augment import DSA
+from ..augment import DSA, siamese_augment
 from ..config import GMConfig
 from ..nets import build_net
 from .base import Context, register
@@ -156,19 +156,6 @@ def train_steps(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, e
                     p.sub_(lr * g)
 
 
-def _siamese(aug: DSA | None, ctx: Context, real: torch.Tensor, syn: torch.Tensor
-             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One DSA draw per class (op and magnitudes) applied to class c's real and synthetic blocks."""
-    if aug is None:
-        return real, syn
-    num_classes = real.shape[0]
-    params = aug.sample_params(num_classes, ctx.generator, device=ctx.device, per_sample_op=True)
-    classes = torch.arange(num_classes, device=ctx.device)
-    real_aug = aug.apply(real.flatten(0, 1), params.index(classes.repeat_interleave(real.shape[1])))
-    syn_aug = aug.apply(syn.flatten(0, 1), params.index(classes.repeat_interleave(syn.shape[1])))
-    return real_aug.view_as(real), syn_aug.view_as(syn)
-
-
 def _fresh_net(ctx: Context) -> nn.Module:
     channels, size = ctx.image_shape[0], ctx.image_shape[1]
     return build_net(ctx.net_cfg, channels, ctx.num_classes, size, generator=ctx.generator).to(ctx.device)
@@ -192,7 +179,9 @@ def gradient_matching_run(ctx: Context, syn_images: torch.Tensor, syn_labels: to
         net = _fresh_net(ctx)
         for outer_step in range(outer):
             real = ctx.sample_all_classes(cfg.batch_real)
-            real_aug, syn_aug = _siamese(aug, ctx, real, syn.view(num_classes, ipc, *syn.shape[1:]))
+            syn_by_class = syn.view(num_classes, ipc, *syn.shape[1:])
+            real_aug, syn_aug = ((real, syn_by_class) if aug is None
+                                 else siamese_augment(aug, ctx.generator, real, syn_by_class))
             loss = matching_loss(net, real_aug, syn_aug)
             optimizer.zero_grad(set_to_none=True)
             loss.backward(inputs=[syn])  # the net's weights need no gradient of the matching loss

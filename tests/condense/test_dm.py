@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from ddrepro.augment import DSA
+from ddrepro.augment import DSA, siamese_augment
 from ddrepro.condense import condense
-from ddrepro.condense.dm import dm_feature_loss, dm_loss, real_class_means, siamese_augment
+from ddrepro.condense.dm import dm_feature_loss, dm_loss, real_class_means
 from ddrepro.config import AugConfig, DMConfig, NetConfig
 from ddrepro.data import ImageData
 from ddrepro.nets import build_net
