@@ -37,6 +37,10 @@ def _optional_positive(owner: object, *names: str) -> None:
         _check(value is None or value > 0, owner, name, value, "> 0 or None")
 
 
+def _momentum(owner: object) -> None:
+    _check(0.0 <= owner.momentum < 1.0, owner, "momentum", owner.momentum, "in [0, 1)")
+
+
 def _fraction(owner: object, *names: str) -> None:
     for name in names:
         value = getattr(owner, name)
@@ -121,7 +125,7 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         _positive(self, "epochs", "batch_size", "lr", "n_models", "test_batch_size")
-        _check(0.0 <= self.momentum < 1.0, self, "momentum", self.momentum, "in [0, 1)")
+        _momentum(self)
         _check(self.weight_decay >= 0.0, self, "weight_decay", self.weight_decay, ">= 0")
 
 
@@ -155,7 +159,7 @@ class DMConfig:
 
     def __post_init__(self) -> None:
         _positive(self, "steps", "batch_real", "lr_img")
-        _check(0.0 <= self.momentum < 1.0, self, "momentum", self.momentum, "in [0, 1)")
+        _momentum(self)
         from .robust import MEAN_ESTIMATORS  # lazy: robust.py imports torch
 
         _check(self.mean_estimator in MEAN_ESTIMATORS, self, "mean_estimator",
@@ -185,7 +189,7 @@ class GMConfig:
         _optional_positive(self, "outer_loops")
         _check(self.inner_loops is None or self.inner_loops >= 0, self,
                "inner_loops", self.inner_loops, ">= 0 or None")
-        _check(0.0 <= self.momentum < 1.0, self, "momentum", self.momentum, "in [0, 1)")
+        _momentum(self)
 
 
 @dataclass(frozen=True)
@@ -203,7 +207,7 @@ class MMDConfig:
         _positive(self, "steps", "batch_real", "lr_img")
         _check(len(self.bandwidths) > 0 and all(b > 0 for b in self.bandwidths),
                self, "bandwidths", self.bandwidths, "a non-empty tuple of positive numbers")
-        _check(0.0 <= self.momentum < 1.0, self, "momentum", self.momentum, "in [0, 1)")
+        _momentum(self)
 
 
 @dataclass(frozen=True)

@@ -273,7 +273,6 @@ def distribution_matching_run(
 def run(ctx: Context, syn_images: torch.Tensor, syn_labels: torch.Tensor):
     """DM with ``DMConfig`` (paper: 20,000 steps, batch_real 256, SGD lr 1.0 momentum 0.5, DSA)."""
     cfg: DMConfig = ctx.config
-    get_mean_estimator(cfg.mean_estimator)  # unknown name -> ValueError before any compute
 
     def loss(real_feats, syn_feats, real_weights):
         return dm_feature_loss(real_feats, syn_feats, real_weights, cfg.mean_estimator)
