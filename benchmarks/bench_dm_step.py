@@ -11,14 +11,17 @@ cost of a step does not depend on pixel values):
   network weights, one ``backward`` for the summed loss.
 * ``ours eager``: ``ddrepro.condense.dm.distribution_matching_run`` without
   ``torch.compile`` (all classes batched, channels-last, real side without a
-  graph and in cache-sized chunks on a CPU).
+  graph and in cache-sized chunks on a CPU, ``cpu_chunk_size``).
 * ``ours compiled``: the same with ``torch.compile`` of the embedding, as runs
   of ``COMPILE_MIN_STEPS`` or more steps use it.
+* ``ours compiled bf16``: the same with the real side's forward pass in
+  bfloat16 (``DMConfig(real_dtype="bfloat16")``, opt-in: it changes the
+  numbers, by far less than resampling the real batch does).
 
 Prints ms/step (median over all timed steps; each block starts with a
 warm-up step, where compilation happens), the speed-up over ``plain``, and
-achieved GFLOP/s against a large-matmul estimate of this machine's peak,
-re-measured before every round (the best one is used). The variants run in
+achieved GFLOP/s against a large-matmul estimate of this machine's peak in
+the variant's dtype, re-measured before every round (the best one is used). The variants run in
 interleaved blocks, ``ROUNDS`` times, because a shared machine's load drifts.
 
     python benchmarks/bench_dm_step.py            # the paper setting
@@ -76,11 +79,12 @@ def make_context(shape, real_images, real_labels) -> TimedContext:
     )
 
 
-def time_ours(shape, real_images, real_labels, syn_images, syn_labels, compile_embed: bool) -> list[float]:
+def time_ours(shape, real_images, real_labels, syn_images, syn_labels, compile_embed: bool,
+              real_dtype: str = "float32") -> list[float]:
     ctx = make_context(shape, real_images, real_labels)
     distribution_matching_run(
         ctx, syn_images, syn_labels, dm_feature_loss, steps=WARMUP + REPEATS, batch_real=BATCH_REAL,
-        lr_img=LR_IMG, momentum=MOMENTUM, dsa=True, compile_embed=compile_embed,
+        lr_img=LR_IMG, momentum=MOMENTUM, dsa=True, compile_embed=compile_embed, real_dtype=real_dtype,
     )
     return ctx.step_seconds[WARMUP:]
 
@@ -124,8 +128,8 @@ def time_plain(shape, real_images, real_labels, syn_images) -> tuple[list[float]
     return seconds, float(counter.get_total_flops())
 
 
-def matmul_peak_gflops() -> float:
-    a, b = torch.randn(MATMUL_N, MATMUL_N), torch.randn(MATMUL_N, MATMUL_N)
+def matmul_peak_gflops(dtype: torch.dtype = torch.float32) -> float:
+    a, b = torch.randn(MATMUL_N, MATMUL_N, dtype=dtype), torch.randn(MATMUL_N, MATMUL_N, dtype=dtype)
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(3))
     return 2 * MATMUL_N ** 3 / best / 1e9
@@ -157,26 +161,28 @@ def main() -> None:
         real_labels = torch.arange(NUM_CLASSES).repeat_interleave(REAL_PER_CLASS)
         syn_images = torch.randn(NUM_CLASSES * IPC, *shape, generator=gen)
         syn_labels = torch.arange(NUM_CLASSES).repeat_interleave(IPC)
-        times: dict[str, list[float]] = {"plain (reference style)": [], "ours eager": []}
+        variants = {"ours eager": (False, "float32")}  # name -> (compile, real_dtype)
         if not args.no_compile:
-            times["ours compiled"] = []
-        peak, flops = 0.0, 0.0
+            variants |= {"ours compiled": (True, "float32"), "ours compiled bf16": (True, "bfloat16")}
+        times: dict[str, list[float]] = {"plain (reference style)": []} | {name: [] for name in variants}
+        peak, peak_bf16, flops = 0.0, 0.0, 0.0
         for _ in range(ROUNDS):
             peak = max(peak, matmul_peak_gflops())
+            peak_bf16 = max(peak_bf16, matmul_peak_gflops(torch.bfloat16))
             plain, flops = time_plain(shape, real_images, real_labels, syn_images)
             times["plain (reference style)"] += plain
-            times["ours eager"] += time_ours(shape, real_images, real_labels, syn_images, syn_labels, False)
-            if not args.no_compile:
-                times["ours compiled"] += time_ours(shape, real_images, real_labels, syn_images,
-                                                    syn_labels, True)
+            for name, (compiled, real_dtype) in variants.items():
+                times[name] += time_ours(shape, real_images, real_labels, syn_images, syn_labels,
+                                         compiled, real_dtype)
         base = statistics.median(times["plain (reference style)"])
         print(f"\ninput {shape}: {flops / 1e9:.1f} GFLOP per step (conv/matmul, forward + backward); "
-              f"matmul {MATMUL_N}^3 peak estimate {peak:.1f} GFLOP/s")
+              f"matmul {MATMUL_N}^3 peak estimate {peak:.1f} GFLOP/s float32, {peak_bf16:.1f} bfloat16")
         for name, seconds in times.items():
             med = statistics.median(seconds)
+            name_peak = peak_bf16 if name.endswith("bf16") else peak
             print(f"  {name:24s} {med * 1e3:9.1f} ms/step (min {min(seconds) * 1e3:.1f}, n={len(seconds)})  "
                   f"x{base / med:5.2f} vs plain  {flops / med / 1e9:6.1f} GFLOP/s "
-                  f"({100 * flops / med / 1e9 / peak:4.1f}% of matmul peak)")
+                  f"({100 * flops / med / 1e9 / name_peak:4.1f}% of its dtype's matmul peak)")
 
 
 if __name__ == "__main__":

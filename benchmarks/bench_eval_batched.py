@@ -6,6 +6,12 @@ timed after a warm-up and the per-epoch cost is extrapolated to the paper's
 1000 epochs. Both wall time and process CPU time are printed: on a shared
 machine the CPU time is the steadier figure.
 
+It also prints a ceiling: the share of the loop's time spent inside the
+convolution kernels (forward and backward, from ``torch.profiler``). Batching
+can only remove the rest, so ``loop time / convolution time`` bounds the
+speed-up of any engine that does the same float32 arithmetic. On a CPU, where
+the loop is already compute-bound, that bound is below 2x.
+
     python benchmarks/bench_eval_batched.py                 # defaults below
     python benchmarks/bench_eval_batched.py width=32 threads=2 engines=unrolled,vmap
 """
@@ -14,6 +20,7 @@ import sys
 import time
 
 import torch
+from torch.profiler import profile
 
 from ddrepro.augment import DSA
 from ddrepro.config import AugConfig, EvalConfig, NetConfig
@@ -38,6 +45,9 @@ for arg in sys.argv[1:]:
     if key not in globals():
         raise ValueError(f"unknown config key {key!r}")
     globals()[key] = type(globals()[key])(value) if not isinstance(globals()[key], bool) else value == "True"
+
+CONV_KERNELS = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::_slow_conv2d_forward",
+                "aten::_slow_conv2d_backward", "aten::cudnn_convolution")
 
 if threads:
     torch.set_num_threads(threads)
@@ -84,3 +94,11 @@ for name, runs in results.items():
     cpu = min(c for _, c in runs) / epochs
     print(f"{name:<18}{wall:>14.3f}{cpu:>13.3f}{base_wall / wall:>13.2f}x{base_cpu / cpu:>12.2f}x"
           f"{wall * paper_epochs / 3600:>16.2f}")
+
+with profile() as prof:
+    run_loop()
+events = prof.key_averages()
+conv = sum(e.self_cpu_time_total for e in events if e.key in CONV_KERNELS)
+total = sum(e.self_cpu_time_total for e in events)
+print(f"loop: {100 * conv / total:.0f}% of its time in convolution kernels -> an engine running the same "
+      f"convolutions can beat it by at most {total / conv:.2f}x on this device")

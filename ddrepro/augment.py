@@ -3,7 +3,7 @@
 DSA augments the real batch ``T`` and the synthetic batch ``S`` with *the same*
 random transform ``A_omega`` before they are compared, so the matching loss
 reads ``D(grad L(A_omega(S)), grad L(A_omega(T)))`` (gradient matching, the
-form quoted as Eq. 5 in ``papers/privacy-for-free.md``) or compares mean
+form quoted as Eq. 5 by Dong et al., "Privacy for Free", ICML 2022) or compares mean
 embeddings of ``A(x, omega)`` and ``A(s, omega)`` (DM, Eq. 6 there). Every
 transform is built from differentiable tensor ops, so the loss's gradient
 reaches the synthetic pixels through the augmentation.

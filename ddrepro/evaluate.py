@@ -3,9 +3,16 @@
 The recipe is the evaluation protocol of DC (Zhao et al., ICLR 2021), DSA and
 DM (``ddrepro.config.EvalConfig``): SGD with learning rate 0.01, momentum
 0.9, weight decay 5e-4, minibatches of 256, the learning rate times 0.1 from
-epoch ``epochs // 2`` on, 1000 epochs, DSA applied to every training batch;
-the reported number is the mean and standard deviation of the test accuracy
-over ``n_models`` freshly initialised networks.
+epoch ``epochs // 2`` on with the momentum reset to zero there (the reference
+builds a new optimiser at the decay), 1000 epochs, DSA applied to every
+training batch; the reported number is the mean and standard deviation of the
+test accuracy over ``n_models`` freshly initialised networks.
+
+Augmentation follows the reference's ``DiffAugment`` in mode ``'S'`` (one
+call per minibatch, fresh randomness): each model draws *one* op for its
+whole minibatch (color, crop, cutout, flip, scale or rotate) and a magnitude
+per sample. In the batched path the K models' draws are concatenated, so
+different models may run different ops in the same step.
 
 :func:`train_models` trains the K networks *together*: their parameters are
 stacked (``torch.func.stack_module_state``), the K forward passes run in one
@@ -44,7 +51,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from .artifacts import cached, tensor_digest
 from .augment import DSA, AugParams
 from .config import AugConfig, EvalConfig, NetConfig, to_dict
-from .nets import build_net
+from .nets import build_net, has_batchnorm
 from .runtime import is_quiet, progress, resolve_device
 from .synthetic import SyntheticSet
 
@@ -62,13 +69,21 @@ def derive_seed(seed: int, k: int, purpose: str) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
+def decay_epoch(eval_cfg: EvalConfig) -> int:
+    """The first epoch at ``0.1 * lr``: ``epochs // 2`` (at least 1; 1 = never for one epoch)."""
+    return max(eval_cfg.epochs // 2, 1)
+
+
 def lr_at(epoch: int, eval_cfg: EvalConfig) -> float:
     """The step size of ``epoch``: ``lr`` before ``epochs // 2``, ``0.1 * lr`` from there on.
 
-    A one-epoch run keeps ``lr`` (there is no second half to decay in).
+    A one-epoch run keeps ``lr`` (there is no second half to decay in). The
+    reference (DatasetCondensation ``evaluate_synset``) is off by one: it runs
+    ``Epoch + 1`` = 1001 epochs and decays after epoch ``Epoch // 2 + 1``
+    (502 epochs at 0.01, 499 at 0.001); we keep the papers' stated 1000
+    epochs, halved.
     """
-    decay_epoch = max(eval_cfg.epochs // 2, 1)
-    return eval_cfg.lr * (0.1 if epoch >= decay_epoch else 1.0)
+    return eval_cfg.lr * (0.1 if epoch >= decay_epoch(eval_cfg) else 1.0)
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -164,15 +179,11 @@ def _normalised_weights(sample_weights: Tensor | None, device: torch.device) -> 
     return w / w.mean()
 
 
-def _has_batchnorm(net: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
-
-
 def resolve_engine(engine: str, device: torch.device, net: nn.Module) -> str:
     """``"auto"``: vmap on CUDA, unrolled on the CPU and for BatchNorm networks (see module doc)."""
     if engine not in ENGINES:
         raise ValueError(f"engine={engine!r} is unknown; choose one of {', '.join(ENGINES)}.")
-    has_bn = _has_batchnorm(net)
+    has_bn = has_batchnorm(net)
     if engine == "vmap" and has_bn:
         raise ValueError("BatchNorm updates running statistics in place and cannot train under vmap; "
                          "use engine='unrolled' or norm='instancenorm'.")
@@ -232,6 +243,7 @@ class TrainedModels:
     ``trajectory`` (when recorded) lists checkpoints: the stacked parameters
     by name plus ``"step"`` (updates done) and ``"lr"`` (the step size of the
     update that follows; for the last checkpoint, that of the last update).
+    The momentum restarts from zero at the learning-rate decay (``decay_epoch``).
     """
 
     net_cfg: NetConfig
@@ -293,8 +305,13 @@ def _init_stacked(net_cfg: NetConfig, in_channels: int, num_classes: int, image_
 
 
 def _sample_aug(aug: DSA, batch: int, generators: list[torch.Generator]) -> AugParams:
-    """Per-sample DSA rows for every model's batch, each drawn from that model's own stream."""
-    return AugParams.cat([aug.sample_params(batch, g, per_sample_op=True) for g in generators])
+    """DSA rows for every model's batch, each from that model's own stream.
+
+    One op per model and batch, magnitudes per sample: the reference's
+    DiffAugment mode 'S'. ``AugParams.cat`` keeps each block's op and
+    ``DSA.apply`` runs every op on its own rows.
+    """
+    return AugParams.cat([aug.sample_params(batch, g) for g in generators])
 
 
 def _checkpoint(params: dict[str, Tensor], step: int, lr: float) -> dict[str, Tensor]:
@@ -312,9 +329,10 @@ def train_models(images: Tensor, labels: Tensor, *, net_cfg: NetConfig, eval_cfg
     """Train ``n_models`` fresh networks on ``(images, labels)`` together (module docstring).
 
     ``labels``: int64 ``(n,)`` (cross-entropy) or float ``(n, num_classes)``
-    soft labels. ``aug`` is applied per sample to every batch (None: no
-    augmentation, whatever ``eval_cfg.dsa`` says). ``sample_weights`` ``(n,)``
-    weight each sample's loss (scaled to mean 1 over the set). Models are
+    soft labels. ``aug`` is applied to every batch, one op per model and batch
+    with per-sample magnitudes (None: no augmentation, whatever
+    ``eval_cfg.dsa`` says). ``sample_weights`` ``(n,)`` weight each sample's
+    loss (scaled to mean 1 over the set). Models are
     numbered ``first_model, first_model + 1, ...``: model k's run depends on
     ``(seed, k)`` only, so shards of a large ensemble can train apart.
     ``record_every`` stores a checkpoint at step 0 and every that many updates.
@@ -343,6 +361,10 @@ def train_models(images: Tensor, labels: Tensor, *, net_cfg: NetConfig, eval_cfg
     for epoch in progress(range(eval_cfg.epochs), desc=f"train {n_models} models",
                           quiet=is_quiet(quiet)):
         lr = lr_at(epoch, eval_cfg)
+        if epoch == decay_epoch(eval_cfg):
+            # The reference re-creates its SGD optimiser here, which restarts the momentum.
+            for buf in momenta:
+                buf.zero_()
         orders = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(dev)
         for start in range(0, n, eval_cfg.batch_size):
             idx = orders[:, start:start + eval_cfg.batch_size]           # (K, b)
@@ -365,6 +387,11 @@ def train_models(images: Tensor, labels: Tensor, *, net_cfg: NetConfig, eval_cfg
 
 # -- the plain reference loop ------------------------------------------------
 
+def _reference_sgd(net: nn.Module, lr: float, eval_cfg: EvalConfig) -> torch.optim.SGD:
+    return torch.optim.SGD(net.parameters(), lr=lr, momentum=eval_cfg.momentum,
+                           weight_decay=eval_cfg.weight_decay)
+
+
 def train_model_loop(images: Tensor, labels: Tensor, k: int, *, net_cfg: NetConfig,
                      eval_cfg: EvalConfig, num_classes: int, seed: int = 0, aug: DSA | None = None,
                      sample_weights: Tensor | None = None, device: str | torch.device = "auto",
@@ -378,16 +405,16 @@ def train_model_loop(images: Tensor, labels: Tensor, k: int, *, net_cfg: NetConf
     images, labels = images.to(dev), labels.to(dev)
     weights = _normalised_weights(sample_weights, dev)
     generator = _data_generator(seed, k)
-    opt = torch.optim.SGD(net.parameters(), lr=eval_cfg.lr, momentum=eval_cfg.momentum,
-                          weight_decay=eval_cfg.weight_decay)
+    opt = _reference_sgd(net, lr_at(0, eval_cfg), eval_cfg)
     for epoch in progress(range(eval_cfg.epochs), desc=f"model {k}", quiet=is_quiet(quiet)):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(epoch, eval_cfg)
+        if epoch == decay_epoch(eval_cfg):
+            # As the reference: a new optimiser at the decayed rate, so no momentum carries over.
+            opt = _reference_sgd(net, lr_at(epoch, eval_cfg), eval_cfg)
         order = torch.randperm(n, generator=generator).to(dev)
         for idx in order.split(eval_cfg.batch_size):
             x = images[idx]
             if aug is not None:
-                x = aug.apply(x, aug.sample_params(idx.numel(), generator, per_sample_op=True))
+                x = aug.apply(x, aug.sample_params(idx.numel(), generator))
             loss = batch_loss(net(x), labels[idx], None if weights is None else weights[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -557,7 +584,7 @@ def train_full(real: Any, test: Any, *, net_cfg: NetConfig, eval_cfg: EvalConfig
 
 __all__ = [
     "ENGINES", "EvalResult", "TrainedModels", "accuracy", "arch_label", "batch_loss",
-    "derive_seed", "evaluate", "evaluate_across", "evaluate_loop", "lr_at", "per_sample_loss",
-    "resolve_engine", "sgd_step", "steps_per_epoch", "train_full", "train_model_loop",
-    "train_models",
+    "decay_epoch", "derive_seed", "evaluate", "evaluate_across", "evaluate_loop", "lr_at",
+    "per_sample_loss", "resolve_engine", "sgd_step", "steps_per_epoch", "train_full",
+    "train_model_loop", "train_models",
 ]

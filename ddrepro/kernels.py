@@ -24,8 +24,11 @@ parametrisation the raw gradient inner product grows with ``n``. As ``n -> inf``
 
 The output kernels are ``Sigma^{depth+1}`` (NNGP) and ``Theta^{depth+1}`` (NTK).
 Defaults: ``sigma_w^2 = 2`` (keeps ``Sigma(x, x)`` constant across ReLU layers)
-and ``sigma_b^2 = 0`` (KIP's FC kernels use a small or zero bias variance; a
-positive one only adds a constant to every entry per layer).
+and ``sigma_b^2 = 0``, the bias-free network, whose kernels are the simplest to
+check by hand. KIP does not use these defaults: it passes the KIP paper's
+``sigma_w^2 = 2, sigma_b^2 = 1e-4`` (Nguyen et al. 2021, experimental setup; see
+:class:`ddrepro.config.KIPConfig`). A positive ``sigma_b^2`` adds it to every
+entry at each layer, which also keeps ``Sigma`` positive for the zero input.
 
 Everything is differentiable w.r.t. both inputs, which is what KIP optimises.
 The cosine inside ``arccos`` is clamped to ``[-1 + eps, 1 - eps]`` so that the

@@ -109,6 +109,75 @@ def test_recorded_steps_use_the_recorded_learning_rate():
             assert torch.allclose(traj[s + 1][name][0], expected, atol=1e-6)
 
 
+class RecordingDSA(DSA):
+    """A DSA that keeps the params and inputs of every apply call."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = []
+
+    def apply(self, x, params):
+        self.calls.append((x, params))
+        return super().apply(x, params)
+
+
+def test_dsa_draws_one_op_per_model_and_batch_with_per_sample_magnitudes():
+    # the reference's DiffAugment mode 'S': one op per call (minibatch), magnitudes per sample
+    images, labels = toy(n_per_class=3)           # 12 images, batch 6: 2 steps per epoch
+    cfg = EvalConfig(epochs=2, batch_size=6, n_models=4, dsa=True)
+    kw = {"net_cfg": NET, "eval_cfg": cfg, "num_classes": 4, "seed": 0, "device": "cpu",
+          "quiet": True}
+    aug = RecordingDSA(AugConfig(), flip=False)
+    train_models(images, labels, aug=aug, engine="unrolled", **kw)
+    calls, plain_apply = list(aug.calls), DSA(AugConfig(), flip=False).apply
+    assert len(calls) == 4
+    for x, rows in calls:
+        ops = rows.ops.view(4, 6)
+        assert (ops == ops[:, :1]).all()          # one op within each model's batch
+        for block in rows.brightness.view(4, 6):
+            assert block.unique().numel() == 6    # magnitudes drawn per sample
+        # the concatenated blocks transform as each model's block alone
+        blocks = [plain_apply(xk, rows.index(torch.arange(6 * k, 6 * k + 6)))
+                  for k, xk in enumerate(x.split(6))]
+        assert torch.allclose(plain_apply(x, rows), torch.cat(blocks), atol=1e-6)
+    assert any(rows.ops.view(4, 6)[:, 0].unique().numel() > 1 for _, rows in calls)
+    # the plain loop draws model k's rows exactly as the batched run does
+    loop_aug = RecordingDSA(AugConfig(), flip=False)
+    train_model_loop(images, labels, 2, aug=loop_aug, **kw)
+    assert len(loop_aug.calls) == 4
+    for (_, rows), (_, loop_rows) in zip(calls, loop_aug.calls):
+        block = rows.index(torch.arange(12, 18))
+        assert torch.equal(block.ops, loop_rows.ops) and torch.equal(block.scale, loop_rows.scale)
+
+
+def test_momentum_is_reset_at_the_learning_rate_decay():
+    # full batch, 2 epochs: step 0 at lr, step 1 at lr / 10 with a fresh optimiser, so
+    # p2 = p1 - (lr / 10) (grad(p1) + wd p1) with no momentum term (as the reference's new SGD)
+    images, labels = toy()
+    lr, wd = 0.05, 0.01
+    cfg = EvalConfig(epochs=2, batch_size=64, n_models=2, lr=lr, momentum=0.9, weight_decay=wd,
+                     dsa=False)
+    kw = {"net_cfg": NET, "eval_cfg": cfg, "num_classes": 4, "seed": 1, "device": "cpu",
+          "quiet": True}
+    models = train_models(images, labels, record_every=1, engine="unrolled", **kw)
+    p0, p1, p2 = models.trajectory
+    assert float(p1["lr"]) == pytest.approx(lr / 10)
+    for k in range(2):
+        net = models.module(k).train()
+        net.load_state_dict({n: p1[n][k] for n in models.params})
+        ev.batch_loss(net(images), labels, None).backward()
+        for name, p in net.named_parameters():
+            reset = p1[name][k] - lr / 10 * (p.grad + wd * p1[name][k])
+            assert torch.allclose(p2[name][k], reset, atol=1e-6)
+        # kept momentum would add 0.9 * buf_1 = 0.9 * (p0 - p1) / lr: a visibly different step
+        kept = p1["classifier.weight"][k] - lr / 10 * (
+            0.9 * (p0["classifier.weight"][k] - p1["classifier.weight"][k]) / lr
+            + net.classifier.weight.grad + wd * p1["classifier.weight"][k])
+        assert not torch.allclose(p2["classifier.weight"][k], kept, atol=1e-6)
+        ref = train_model_loop(images, labels, k, **kw)
+        assert max_diff(models, k, ref) == 0.0
+
+
 @pytest.mark.parametrize("n,batch,epochs,every,expected", [(8, 64, 5, 2, 3), (20, 8, 3, 1, 10),
                                                             (20, 8, 3, 4, 3)])
 def test_record_every_counts_checkpoints(n, batch, epochs, every, expected):

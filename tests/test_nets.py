@@ -92,7 +92,7 @@ def test_same_seed_same_weights_and_global_rng_untouched():
     b = get_net("convnet", 1, 10, 8, seed=3, width=8)
     c = get_net("convnet", 1, 10, 8, seed=4, width=8)
     assert torch.equal(torch.random.get_rng_state(), state)
-    for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters()):
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(pa, pb)
     assert not torch.equal(a.features[0].weight, c.features[0].weight)
     g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)

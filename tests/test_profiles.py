@@ -1,5 +1,7 @@
 """Profiles: one place defines them; overrides are validated before any compute."""
 
+import dataclasses
+
 import pytest
 
 import ddrepro
@@ -52,7 +54,7 @@ def test_bad_profile_input_is_a_clear_error(name, overrides, message):
 
 def test_configs_are_frozen_and_replace_names_valid_fields():
     cfg = EvalConfig()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.epochs = 3  # type: ignore[misc]
     with pytest.raises(ValueError, match="valid fields"):
         replace_checked(GMConfig(), lr=1.0)

@@ -24,12 +24,17 @@ step, ConvNet-3 width 32, 10 classes x 64 real 28x28 images, ipc 10, one
 thread: 1.34 s looped vs 3.35 s vmapped; the vmapped convolution weight
 gradient dominates).
 
-Outer/inner loops when the config leaves them None follow the papers' table by
-IPC, 1 -> (1, 1), 10 -> (10, 50), 50 -> (50, 10); another IPC takes the rule of
-the nearest of 1, 10, 50 (a tie goes to the larger, cheaper rule): ipc 1-5
--> (1, 1), ipc 6-29 -> (10, 50), ipc >= 30 -> (50, 10). One inner loop is one
-pass over the synthetic set in minibatches of ``batch_train``, as in the
-authors' implementation.
+Outer/inner loops when the config leaves them None follow the authors' table
+by IPC (``get_loops`` in their code): 1 -> (1, 1), 10 -> (10, 50), 20 -> (20,
+25), 30 -> (30, 20), 40 -> (40, 15), 50 -> (50, 10); another IPC (the authors'
+code stops there) takes the rule of the nearest table entry, a tie going to the
+larger, cheaper rule. One inner loop is one pass over the synthetic set in
+minibatches of ``batch_train``, as in the authors' implementation.
+
+Networks with batch norm: as in the authors' code, before every matching step
+one forward pass on ``BN_IMAGES_PER_CLASS`` real images per class updates the
+running statistics, which the BN layers then use (eval mode) while gradients
+are matched; the network-update steps train them as usual.
 """
 
 from __future__ import annotations
@@ -42,12 +47,16 @@ from torch import nn
 
 from ..augment import DSA, siamese_augment
 from ..config import GMConfig
-from ..nets import build_net
+from ..nets import build_net, has_batchnorm
 from .base import Context, register
 
-# IPC -> (outer_loops, inner_loops), the DC/DSA papers' implementation details
-LOOPS_BY_IPC = {1: (1, 1), 10: (10, 50), 50: (50, 10)}
-_NORM_FLOOR = 1e-12
+# IPC -> (outer_loops, inner_loops), the DC/DSA authors' implementation (get_loops)
+LOOPS_BY_IPC = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
+# Added to the norm product in the cosine, as in the authors' distance_wb: rows
+# whose gradients are tiny count less than with a pure cosine.
+_NORM_EPS = 1e-6
+# Real images per class whose forward pass sets a BN net's running statistics before matching.
+BN_IMAGES_PER_CLASS = 16
 
 
 def loops_for_ipc(ipc: int) -> tuple[int, int]:
@@ -61,7 +70,7 @@ def loops_for_ipc(ipc: int) -> tuple[int, int]:
 def _cosine_distance_rows(real: torch.Tensor, syn: torch.Tensor) -> torch.Tensor:
     """``sum_i (1 - cos(real_i, syn_i))`` over the rows of two ``(rows, k)`` matrices."""
     dots = (real * syn).sum(-1)
-    norms = (real.norm(dim=-1) * syn.norm(dim=-1)).clamp_min(_NORM_FLOOR)
+    norms = real.norm(dim=-1) * syn.norm(dim=-1) + _NORM_EPS
     return (1.0 - dots / norms).sum()
 
 
@@ -75,7 +84,7 @@ def match_distance(grads_real: Sequence[torch.Tensor], grads_syn: Sequence[torch
     ``all_params=True``: ``1 - cos`` between the two whole gradients, every
     parameter included and flattened into one vector, the objective of gradient-
     matching poisoning (Geiping et al. 2021; RDM-DC paper, Eq. 4).
-    A zero row has cosine 0 (its norm product is floored at 1e-12).
+    The norm product gets ``+ 1e-6`` (the authors' code), so a zero row has cosine 0.
     Pure (tensors in, scalar out), so it also works under ``torch.func.vmap``.
     """
     if len(grads_real) != len(grads_syn):
@@ -156,6 +165,21 @@ def train_steps(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, e
                     p.sub_(lr * g)
 
 
+@torch.no_grad()
+def freeze_batchnorm_(net: nn.Module, ctx: Context) -> None:
+    """Set a BN net's running statistics from real images, then put its BN layers in eval mode.
+
+    The authors' code does this before every matching step: with batch
+    statistics, the gradient of a class's few synthetic images would depend on
+    that batch alone.
+    """
+    net.train()
+    net(ctx.sample_all_classes(BN_IMAGES_PER_CLASS).flatten(0, 1))
+    for module in net.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
 def _fresh_net(ctx: Context) -> nn.Module:
     channels, size = ctx.image_shape[0], ctx.image_shape[1]
     return build_net(ctx.net_cfg, channels, ctx.num_classes, size, generator=ctx.generator).to(ctx.device)
@@ -177,7 +201,10 @@ def gradient_matching_run(ctx: Context, syn_images: torch.Tensor, syn_labels: to
     optimizer = torch.optim.SGD([syn], lr=cfg.lr_img, momentum=cfg.momentum)
     for step in ctx.steps(cfg.iterations):
         net = _fresh_net(ctx)
+        batchnorm = has_batchnorm(net)
         for outer_step in range(outer):
+            if batchnorm:
+                freeze_batchnorm_(net, ctx)
             real = ctx.sample_all_classes(cfg.batch_real)
             syn_by_class = syn.view(num_classes, ipc, *syn.shape[1:])
             real_aug, syn_aug = ((real, syn_by_class) if aug is None
@@ -189,6 +216,7 @@ def gradient_matching_run(ctx: Context, syn_images: torch.Tensor, syn_labels: to
             ctx.check_finite(syn, step)
             if outer_step == outer - 1:
                 break
+            net.train()
             train_steps(net, syn.detach(), syn_labels, epochs=inner, batch_size=cfg.batch_train,
                         lr=cfg.lr_net, generator=ctx.generator, aug=aug)
     return syn.detach(), syn_labels
@@ -213,6 +241,6 @@ def run_dsa(ctx: Context, syn_images: torch.Tensor, syn_labels: torch.Tensor):
 
 
 __all__ = [
-    "LOOPS_BY_IPC", "loops_for_ipc", "match_distance", "ce_gradients", "matching_loss",
+    "LOOPS_BY_IPC", "BN_IMAGES_PER_CLASS", "loops_for_ipc", "match_distance", "freeze_batchnorm_", "ce_gradients", "matching_loss",
     "train_steps", "gradient_matching_run", "run_dc", "run_dsa",
 ]

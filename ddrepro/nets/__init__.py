@@ -6,12 +6,20 @@ from a config. Weight initialisation is PyTorch's default; the randomness
 comes from the caller (see :func:`ddrepro.nets.registry.get_net`).
 """
 
+from torch import nn
+
 from .registry import NETS, build_net, get_net, seeded_init
 from .convnet import ConvNet, make_norm, make_act
 from .mlp import MLP
 from .resnet import BasicBlock, ResNet18
 
+
+def has_batchnorm(net: nn.Module) -> bool:
+    """Whether ``net`` has a batch-norm layer (running statistics, batch-dependent outputs)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
 __all__ = [
     "NETS", "get_net", "build_net", "seeded_init", "ConvNet", "MLP", "ResNet18",
-    "BasicBlock", "make_norm", "make_act",
+    "BasicBlock", "make_norm", "make_act", "has_batchnorm",
 ]

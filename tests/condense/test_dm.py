@@ -8,7 +8,7 @@ from torch import nn
 
 from ddrepro.augment import DSA, siamese_augment
 from ddrepro.condense import condense
-from ddrepro.condense.dm import dm_feature_loss, dm_loss, real_class_means
+from ddrepro.condense.dm import cpu_chunk_size, dm_feature_loss, dm_loss, embed_real, real_class_means
 from ddrepro.config import AugConfig, DMConfig, NetConfig
 from ddrepro.data import ImageData
 from ddrepro.nets import build_net
@@ -173,6 +173,11 @@ def test_divergence_raises_naming_method_and_step():
 def test_bad_inputs_raise_value_error_before_compute():
     with pytest.raises(ValueError, match="mean_estimator"):
         DMConfig(mean_estimator="median-of-nothing")
+    with pytest.raises(ValueError, match="real_dtype"):
+        DMConfig(real_dtype="float16")
+    with pytest.raises(ValueError, match="batch-norm"):
+        condense("dm", toy_data(), 1, config=DMConfig(steps=1, batch_real=4), cache=False, quiet=True,
+                 net_cfg=NetConfig(width=8, depth=2, norm="batchnorm"))
     net = build_net(TINY_NET, 1, 3, 8, seed=0)
     real, syn, weights = small_batches()
     with pytest.raises(ValueError, match="num_classes, n, C, H, W"):
@@ -199,3 +204,36 @@ def test_per_sample_weights_on_the_real_set_reach_the_class_means():
     with pytest.raises(ValueError, match="non-negative"):
         ImageData(real.images, real.labels, "toy", "train", (0.0,), (1.0,), real.classes,
                   weights=-torch.ones(len(real)))
+
+
+def test_bfloat16_real_side_changes_class_means_far_less_than_resampling_does():
+    # The opt-in low-precision real side must be a rounding-level change: the
+    # class means move much less than they do between two real batches, and
+    # the gradient on the synthetic images keeps its direction.
+    net = build_net(NetConfig(width=32, depth=3), 1, 3, 28, seed=0).requires_grad_(False)
+    gen = torch.Generator().manual_seed(0)
+    prototypes = torch.randn(3, 1, 1, 28, 28, generator=gen)
+    real = prototypes + 0.5 * torch.randn(3, 64, 1, 28, 28, generator=gen)
+    other = prototypes + 0.5 * torch.randn(3, 64, 1, 28, 28, generator=gen)
+    syn = torch.randn(3, 2, 1, 28, 28, generator=gen, requires_grad=True)
+
+    feats32 = embed_real(net.embed, real)
+    feats16 = embed_real(net.embed, real, chunk_size=16, dtype="bfloat16")
+    assert feats16.dtype == torch.float32 and not torch.equal(feats16, feats32)
+    means32, means16 = feats32.mean(1), feats16.mean(1)
+    resampled = embed_real(net.embed, other).mean(1)
+    assert (means16 - means32).norm() < 0.2 * (resampled - means32).norm()
+
+    syn_feats = net.embed(syn.flatten(0, 1)).view(3, 2, -1)
+    grad32, = torch.autograd.grad(dm_feature_loss(feats32, syn_feats), syn, retain_graph=True)
+    grad16, = torch.autograd.grad(dm_feature_loss(feats16, syn_feats), syn)
+    assert torch.nn.functional.cosine_similarity(grad32.flatten(), grad16.flatten(), dim=0) > 0.99
+
+
+def test_chunked_real_embedding_equals_one_batch_and_chunks_fit_the_byte_budget():
+    net = build_net(TINY_NET, 1, 3, 8, seed=0).requires_grad_(False)
+    real, _, _ = small_batches(n=7)
+    assert torch.allclose(embed_real(net.embed, real, chunk_size=4), embed_real(net.embed, real), atol=1e-6)
+    # first-layer maps: 128 x 32 x 32 float32 = 512 KiB per image; width 32 -> 4x as many
+    assert cpu_chunk_size(NetConfig(width=128), (3, 32, 32)) == 32
+    assert cpu_chunk_size(NetConfig(width=32), (1, 28, 28)) == 128

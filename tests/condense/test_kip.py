@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch.func import jacrev, vmap
 
-from ddrepro.condense import condense
+from ddrepro.condense import condense, kip
+from ddrepro.condense.base import Context
 from ddrepro.condense.kip import (centred_onehot, kip_loss, kip_optimise, krr_loss,
-                                  targets_to_soft_labels)
+                                  target_indices, targets_to_soft_labels)
 from ddrepro.config import KIPConfig
 from ddrepro.data import ImageData
 from ddrepro.kernels import relu_kernels, relu_nngp, relu_ntk
@@ -115,12 +116,25 @@ def test_kernel_bad_inputs():
 
 # -- KIP ----------------------------------------------------------------------
 
+PAPER_KERNEL = {"depth": 1, "sigma_w2": 2.0, "sigma_b2": 1e-4}
+
+
 def blobs(n_per_class=20, classes=3, seed=0):
     gen = torch.Generator().manual_seed(seed)
     centres = 2 * torch.randn(classes, 16, generator=gen)
     labels = torch.arange(classes).repeat_interleave(n_per_class)
     images = (centres[labels] + torch.randn(len(labels), 16, generator=gen)).view(-1, 1, 4, 4)
     return images, labels
+
+
+def kip_context(images, labels, cfg, seed=0):
+    """The Context :func:`condense` would build, for calling the KIP loop directly."""
+    classes = int(labels.max()) + 1
+    return Context(method="kip", real_images=images, real_labels=labels,
+                   class_indices=[torch.nonzero(labels == c).flatten() for c in range(classes)],
+                   num_classes=classes, ipc=2, config=cfg, net_cfg=None, aug_cfg=None, flip=False,
+                   device=torch.device("cpu"), generator=torch.Generator().manual_seed(seed), seed=seed,
+                   quiet=True)
 
 
 def test_centred_labels_and_their_soft_label_map():
@@ -133,14 +147,82 @@ def test_centred_labels_and_their_soft_label_map():
     torch.testing.assert_close(targets_to_soft_labels(learned), expected)
 
 
+def test_krr_loss_is_half_the_mean_squared_residual_by_hand():
+    # K_ss = [[2, 1], [1, 2]], reg 0.5: lambda = 0.5 * 4 / 2 = 1, (K_ss + I)^-1 = [[3, -1], [-1, 3]] / 8
+    k_ss = torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=F64)
+    y_s = torch.eye(2, dtype=F64)
+    k_ts = torch.tensor([[1.0, 1.0], [2.0, 0.0]], dtype=F64)
+    y_t = torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=F64)
+    # predictions [[1/4, 1/4], [3/4, -1/4]]: squared residuals 9/16, 1/16, 1/16, 1/16 sum to 3/4
+    assert krr_loss(k_ts, k_ss, y_t, y_s, reg=0.5).item() == pytest.approx(0.5 * 0.75 / 4, rel=1e-12)
+    # a mean, not a sum: repeating the target batch leaves the loss unchanged
+    twice = krr_loss(torch.cat([k_ts, k_ts]), k_ss, torch.cat([y_t, y_t]), y_s, reg=0.5)
+    assert twice.item() == pytest.approx(0.5 * 0.75 / 4, rel=1e-12)
+
+
 def test_krr_loss_vanishes_when_the_support_is_the_target_set():
     images, labels = blobs()
     y = centred_onehot(labels, 3)
-    loss = kip_loss(images, y, images, y, reg=1e-10, depth=1)
-    assert loss.item() < 1e-8 * (y ** 2).sum().item()
-    # a large ridge shrinks the prediction towards 0: the loss approaches ||y||^2
-    k = relu_ntk(images.double())
-    assert krr_loss(k, k, y.double(), y.double(), reg=1e6).item() == pytest.approx((y ** 2).sum().item(), rel=1e-3)
+    loss = kip_loss(images, y, images, y, reg=1e-10, **PAPER_KERNEL)
+    assert loss.item() < 1e-8 * (y ** 2).mean().item()
+    # a large ridge shrinks the prediction towards 0: the loss approaches 0.5 * mean(y^2)
+    k = relu_ntk(images.double(), sigma_b2=1e-4)
+    expected = 0.5 * (y ** 2).mean().item()
+    assert krr_loss(k, k, y.double(), y.double(), reg=1e6).item() == pytest.approx(expected, rel=1e-3)
+
+
+def test_kip_config_holds_the_papers_kernel_and_checks_it():
+    cfg = KIPConfig()
+    assert (cfg.sigma_w2, cfg.sigma_b2) == (2.0, 1e-4)
+    with pytest.raises(ValueError, match="sigma_b2"):
+        KIPConfig(sigma_b2=-1e-4)
+    with pytest.raises(ValueError, match="sigma_w2"):
+        KIPConfig(sigma_w2=0.0)
+    assert KIPConfig(sigma_b2=0.0).sigma_b2 == 0.0  # no bias is allowed
+
+
+def test_kip_passes_the_config_kernel_variances(monkeypatch):
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["sigma_w2"], kwargs["sigma_b2"]))
+        return relu_ntk(*args, **kwargs)
+
+    monkeypatch.setattr(kip, "relu_ntk", spy)
+    images, labels = blobs(n_per_class=4)
+    syn = centred_onehot(torch.arange(3).repeat_interleave(2), 3)
+    for cfg in (KIPConfig(steps=1, batch_real=6), KIPConfig(steps=1, batch_real=6, sigma_w2=1.5, sigma_b2=0.3)):
+        seen.clear()
+        kip_optimise(kip_context(images, labels, cfg), images[::2], syn, cfg, range(1))
+        assert seen and set(seen) == {(cfg.sigma_w2, cfg.sigma_b2)}
+
+
+def test_target_batches_are_class_balanced():
+    labels = torch.tensor([0] * 30 + [1] * 10 + [2] * 20)
+    images = torch.randn(60, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    ctx = kip_context(images, labels, KIPConfig())
+    for batch_real, per_class in ((17, 5), (3, 1), (90, 10)):  # rounded down to 3n; n capped by class 1
+        pick = target_indices(ctx, batch_real)
+        assert torch.bincount(labels[pick], minlength=3).tolist() == [per_class] * 3
+        assert pick.unique().numel() == pick.numel()  # without replacement
+    with pytest.raises(ValueError, match="batch_real = 2"):
+        target_indices(ctx, 2)
+
+
+def test_kip_loop_draws_class_balanced_targets(monkeypatch):
+    counts = []
+
+    def spy(x_t, y_t, *args, **kwargs):
+        counts.append(torch.bincount(y_t.argmax(1), minlength=3).tolist())
+        return kip_loss(x_t, y_t, *args, **kwargs)
+
+    monkeypatch.setattr(kip, "kip_loss", spy)
+    images, labels = blobs(n_per_class=10)
+    images, labels = images[:-7], labels[:-7]  # unbalanced: 10, 10, 3 images
+    cfg = KIPConfig(steps=3, batch_real=8)
+    syn = centred_onehot(torch.arange(3).repeat_interleave(2), 3)
+    kip_optimise(kip_context(images, labels, cfg), images[[0, 1, 10, 11, 20, 21]], syn, cfg, range(3))
+    assert counts == [[2, 2, 2]] * 3  # 8 // 3 = 2 per class, every step
 
 
 @pytest.mark.parametrize("learn_labels", [True, False])
@@ -150,8 +232,7 @@ def test_kip_loss_decreases_over_steps(learn_labels):
     syn = torch.randn(6, 1, 4, 4, generator=torch.Generator().manual_seed(1))
     cfg = KIPConfig(steps=30, batch_real=60, lr=0.05, learn_labels=learn_labels)
     start = centred_onehot(syn_labels, 3)
-    _, targets, losses = kip_optimise(images, centred_onehot(labels, 3), syn, start, cfg,
-                                      torch.Generator().manual_seed(0), range(cfg.steps))
+    _, targets, losses = kip_optimise(kip_context(images, labels, cfg), syn, start, cfg, range(cfg.steps))
     assert len(losses) == 30 and losses[-1] < 0.25 * losses[0]
     assert torch.equal(targets, start) is (not learn_labels)
 
@@ -174,4 +255,5 @@ def test_condense_kip_soft_and_hard_labels_and_determinism():
 def test_kip_loss_rejects_mismatched_targets():
     images, labels = blobs()
     with pytest.raises(ValueError, match="one target row per image"):
-        kip_loss(images, centred_onehot(labels, 3)[:5], images, centred_onehot(labels, 3), reg=1e-6, depth=1)
+        kip_loss(images, centred_onehot(labels, 3)[:5], images, centred_onehot(labels, 3), reg=1e-6,
+                 **PAPER_KERNEL)
