@@ -29,11 +29,14 @@ every layer into one grouped operation over the K models, which is what a GPU
 wants (many small kernels become one). On a CPU the work is compute-bound and
 the K-times larger activations fall out of cache, so grouped kernels lose to K
 ordinary ones (2-core CPU, ConvNet-3 width 128, 100 images, 10 models: vmap
-0.6-0.7x the per-model loop); there ``"unrolled"`` is the default: forward and
+0.3-0.7x the per-model loop); there ``"unrolled"`` is the default: forward and
 backward model by model (bit-identical to the plain loop), with one stacked
-SGD update and one batched DSA call per step (1.0-1.3x the loop; the gain
-grows as nets and sets shrink). Networks with BatchNorm (running statistics
-updated in place) use ``"unrolled"``.
+SGD update and one batched DSA call per step (0.85-1.3x the loop, within the
+machine's noise at width 128; the gain grows as nets and sets shrink). No
+engine can do much better on a CPU: the loop already spends 55 % of its time
+(width 128) in the convolution kernels, which caps any engine doing the same
+float32 arithmetic at 1.8x (the benchmark prints this bound). Networks with
+BatchNorm (running statistics updated in place) use ``"unrolled"``.
 """
 
 from __future__ import annotations

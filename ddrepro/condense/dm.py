@@ -44,7 +44,7 @@ from .base import Context, register
 
 # Above this many steps the one-off torch.compile (about a minute per input shape
 # on a 2-core CPU) is repaid: it fuses norm/ReLU/pool around the convolutions
-# (1.3x-2.5x per step over eager in benchmarks/bench_dm_step.py). Below it, eager
+# (1.5x-1.7x per step over eager in benchmarks/bench_dm_step.py). Below it, eager
 # is faster overall.
 COMPILE_MIN_STEPS = 2000
 # On a CPU the real batch goes through the network in chunks whose first-layer
