@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from ..augment import DSA, siamese_augment
-from ..config import DMConfig
+from ..config import DMConfig, NetConfig
 from ..nets import build_net, has_batchnorm
 from ..nets.convnet import feature_size
 from ..robust import get_mean_estimator
@@ -50,7 +50,7 @@ COMPILE_MIN_STEPS = 2000
 # On a CPU the real batch goes through the network in chunks whose first-layer
 # activations take about this many bytes: small enough to stay in a 32 MiB L3
 # cache, large enough for efficient convolutions. Measured on a 2-core EPYC
-# (ConvNet-3, DM step): width 128 at 32x32 -> 32 images/chunk, 1.25x faster
+# (ConvNet-3, DM step): width 128 at 32x32 -> 32 images/chunk, 1.3x-1.5x faster
 # per step than 256; width 32 -> 128 images. GPUs take the whole batch.
 CPU_CHUNK_BYTES = 16 * 2**20
 
@@ -75,7 +75,7 @@ def _check_weights(real_weights: torch.Tensor | None, shape: tuple[int, int]) ->
         )
 
 
-def cpu_chunk_size(net_cfg, image_shape: tuple[int, ...]) -> int:
+def cpu_chunk_size(net_cfg: NetConfig, image_shape: tuple[int, ...]) -> int:
     """Images per real-side forward chunk on a CPU (``CPU_CHUNK_BYTES`` of first-layer activations).
 
     The first layer's output, ``width`` float32 maps of the padded input's side,
