@@ -75,19 +75,20 @@ class Context:
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.real_images.shape[1:])  # type: ignore[return-value]
 
-    def sample_class(self, c: int, n: int) -> torch.Tensor:
-        """``n`` real images of class ``c`` (without replacement when possible)."""
-        idx = self.class_indices[c]
-        if n >= idx.numel():
-            pick = idx
-        else:
-            pick = idx[torch.randperm(idx.numel(), generator=self.generator)[:n].to(idx.device)]
-        return self.real_images[pick]
+    def sample_indices(self, n: int) -> torch.Tensor:
+        """``(num_classes, n)`` indices into ``real_images``: ``n`` per class, without replacement.
+
+        ``n`` is capped by the smallest class so the batch stays rectangular.
+        Indices (not images) so that per-sample weights or targets can be gathered too.
+        """
+        n = min(n, min(int(idx.numel()) for idx in self.class_indices))
+        rows = [idx[torch.randperm(idx.numel(), generator=self.generator)[:n].to(idx.device)]
+                for idx in self.class_indices]
+        return torch.stack(rows)
 
     def sample_all_classes(self, n: int) -> torch.Tensor:
-        """``(num_classes, n, C, H, W)`` real batch, one block per class (n capped by the smallest class)."""
-        n = min(n, min(int(i.numel()) for i in self.class_indices))
-        return torch.stack([self.sample_class(c, n) for c in range(self.num_classes)])
+        """``(num_classes, n, C, H, W)`` real batch, one block per class (:meth:`sample_indices`)."""
+        return self.real_images[self.sample_indices(n)]
 
     def steps(self, total: int, desc: str | None = None):
         """The progress-wrapped step range every loop iterates over."""

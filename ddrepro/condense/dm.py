@@ -162,18 +162,6 @@ def dm_loss(embed: Embed, real_images_by_class: torch.Tensor, syn_images_by_clas
     return dm_feature_loss(real_feats, syn_feats, real_weights, mean_estimator)
 
 
-def sample_real_indices(ctx: Context, n: int) -> torch.Tensor:
-    """``(C, n)`` indices into ``ctx.real_images``: ``n`` per class without replacement.
-
-    ``n`` is capped by the smallest class so the batch stays rectangular.
-    Returns indices (not images) so per-sample weights can be gathered too.
-    """
-    n = min(n, min(int(idx.numel()) for idx in ctx.class_indices))
-    rows = [idx[torch.randperm(idx.numel(), generator=ctx.generator)[:n].to(idx.device)]
-            for idx in ctx.class_indices]
-    return torch.stack(rows)
-
-
 def fresh_embedder(ctx: Context, seed: int, channels_last: bool) -> nn.Module:
     """A newly initialised network whose weights never need gradients (only images are learned)."""
     channels, size = ctx.image_shape[0], ctx.image_shape[1]
@@ -282,7 +270,7 @@ def distribution_matching_run(
     optimizer = torch.optim.SGD([syn], lr=lr_img, momentum=momentum)
     for step in ctx.steps(steps):
         reinitialise_(net, ctx, int(torch.randint(0, 2**62, (1,), generator=ctx.generator)))
-        index = sample_real_indices(ctx, batch_real)
+        index = ctx.sample_indices(batch_real)
         real = ctx.real_images[index]
         weights = None if real_weights is None else real_weights[index]
         syn_by_class = syn.view(num_classes, ipc, *syn.shape[1:])
@@ -316,5 +304,5 @@ def run(ctx: Context, syn_images: torch.Tensor, syn_labels: torch.Tensor):
 
 __all__ = [
     "COMPILE_MIN_STEPS", "CPU_CHUNK_BYTES", "cpu_chunk_size", "dm_loss", "dm_feature_loss", "real_class_means", "embed_by_class", "embed_real",
-    "sample_real_indices", "fresh_embedder", "reinitialise_", "make_embed", "distribution_matching_run", "run",
+    "fresh_embedder", "reinitialise_", "make_embed", "distribution_matching_run", "run",
 ]

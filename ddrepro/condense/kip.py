@@ -56,7 +56,6 @@ import torch
 from ..config import KIPConfig
 from ..kernels import relu_ntk
 from .base import Context, register
-from .dm import sample_real_indices
 
 _JITTER_TRIES = 4
 
@@ -134,7 +133,7 @@ def kip_loss(x_t: torch.Tensor, y_t: torch.Tensor, x_s: torch.Tensor, y_s: torch
 def target_indices(ctx: Context, batch_real: int) -> torch.Tensor:
     """``(C * n,)`` class-balanced indices into ``ctx.real_images``, ``n = batch_real // C`` per class.
 
-    DM's sampler draws them (without replacement, ``n`` capped by the smallest class).
+    ``Context.sample_indices`` draws them (without replacement, ``n`` capped by the smallest class).
     """
     per_class = batch_real // ctx.num_classes
     if per_class < 1:
@@ -142,7 +141,7 @@ def target_indices(ctx: Context, batch_real: int) -> torch.Tensor:
             f"KIPConfig.batch_real = {batch_real} is smaller than the {ctx.num_classes} classes; "
             "the class-balanced target batch needs at least one image per class."
         )
-    return sample_real_indices(ctx, per_class).flatten()
+    return ctx.sample_indices(per_class).flatten()
 
 
 def kip_optimise(
