@@ -3,6 +3,10 @@
 ``NETS.register("convnet")`` decorates a builder; ``NETS.get("convnet")``
 returns it; an unknown name raises ``ValueError`` that lists the known ones.
 Adding a method is a decorator, never an edit to an if/elif chain.
+
+Registering a name twice is an error, unless it is the same object again or
+the caller says ``replace=True``: a notebook cell that defines and registers
+a method can then be re-run while it is being edited.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ class Registry(Generic[T]):
         self.kind = kind
         self._items: dict[str, T] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, *, replace: bool = False) -> Callable[[T], T]:
         def add(item: T) -> T:
-            if name in self._items:
-                raise ValueError(f"{self.kind} {name!r} is already registered.")
+            if name in self._items and not replace:
+                existing = self._items[name]
+                if existing is not item and existing != item:
+                    raise ValueError(f"{self.kind} {name!r} is already registered; pass "
+                                     f"replace=True to register a new version under that name.")
             self._items[name] = item
             return item
 

@@ -1,15 +1,22 @@
 """The artifact cache: stable keys, atomic writes, and resume after kill -9."""
 
+import functools
+import linecache
 import os
+import pathlib
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 
 from ddrepro import artifacts
-from ddrepro.artifacts import ArtifactStore, artifact_key, cached, tensor_digest
+from ddrepro.artifacts import (
+    ArtifactStore, ArtifactWarning, artifact_key, cached, code_version, tensor_digest,
+)
 from ddrepro.config import DMConfig
 
 
@@ -108,11 +115,119 @@ def test_rerun_after_kill_resumes_without_recomputing(tmp_path):
     assert log.read_text().split() == ["0", "1", "2", "3", "3", "4"]
 
 
-def test_unreadable_artifact_is_recomputed(tmp_path):
+def test_unreadable_artifact_is_reported_and_recomputed(tmp_path):
     store = ArtifactStore(tmp_path)
     key = artifact_key("demo", {"a": 1})
     path = store.path("demo", key)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a torch file")
-    value = cached("demo", {"a": 1}, lambda: 42, store=store)
+    with pytest.warns(ArtifactWarning, match=str(path)):
+        value = cached("demo", {"a": 1}, lambda: 42, store=store)
     assert value == 42 and store.load("demo", key) == 42
+
+
+class _Payload:
+    """Unpickling this would create a file: the test's proxy for running foreign code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_a_crafted_pickle_in_the_cache_is_refused_not_executed(tmp_path):
+    store = ArtifactStore(tmp_path / "cache")
+    marker = tmp_path / "code-ran"
+    key = artifact_key("demo", {"a": 1})
+    path = store.path("demo", key)
+    path.parent.mkdir(parents=True)
+    torch.save({"x": _Payload(str(marker))}, path)
+    with pytest.warns(ArtifactWarning, match="cannot read artifact"):
+        value = cached("demo", {"a": 1}, lambda: {"x": torch.ones(1)}, store=store)
+    assert not marker.exists()
+    assert torch.equal(value["x"], torch.ones(1))
+    assert torch.equal(store.load("demo", key)["x"], torch.ones(1))  # replaced by a clean file
+
+
+# -- scoped code versions ------------------------------------------------------
+
+@pytest.fixture()
+def package_copy(tmp_path, monkeypatch):
+    """A copy of the ddrepro sources that the code-version functions read instead of the real ones."""
+    copy = tmp_path / "ddrepro"
+    shutil.copytree(artifacts.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(artifacts, "PACKAGE_DIR", copy)
+    caches = (artifacts.module_closure, artifacts._module_hash)
+    for fn in caches:
+        fn.cache_clear()
+    yield copy
+    for fn in caches:
+        fn.cache_clear()
+
+
+def _edit(path, text="\n# an edit\n"):
+    path.write_text(path.read_text() + text)
+    artifacts.module_closure.cache_clear()
+    artifacts._module_hash.cache_clear()
+
+
+def test_code_version_covers_the_import_closure_and_nothing_else(package_copy):
+    closure = artifacts.module_closure("ddrepro.condense.dm")
+    assert {"ddrepro.condense.dm", "ddrepro.augment", "ddrepro.nets.convnet",
+            "ddrepro.robust"} <= set(closure)
+    assert "ddrepro.plots" not in closure and "ddrepro.condense.gm" not in closure
+    dm_key = artifact_key("synthetic", {"a": 1}, code=("ddrepro.condense.dm",))
+    _edit(package_copy / "plots.py", '\n"""A docstring edit."""\n')
+    assert artifact_key("synthetic", {"a": 1}, code=("ddrepro.condense.dm",)) == dm_key
+    _edit(package_copy / "augment.py")  # imported by dm: its artifacts must be recomputed
+    assert artifact_key("synthetic", {"a": 1}, code=("ddrepro.condense.dm",)) != dm_key
+
+
+def test_code_version_of_a_package_function_is_its_modules(package_copy):
+    from ddrepro.condense.dm import dm_feature_loss
+
+    assert code_version(dm_feature_loss) == code_version("ddrepro.condense.dm")
+    assert code_version(functools.partial(dm_feature_loss, mean_estimator="mean")) \
+        == code_version("ddrepro.condense.dm")
+
+
+def test_a_notebook_callable_changes_the_key_when_its_source_changes(tmp_path, monkeypatch):
+    def define(body: str, filename: str):
+        source = f"def loss(x):\n    return {body}\n"
+        # What IPython does for a cell: its text is registered with linecache.
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        namespace = {}
+        exec(compile(source, filename, "exec"), namespace)
+        return namespace["loss"]
+
+    first = define("x.sum()", "<cell-1>")
+    same = define("x.sum()", "<cell-2>")
+    edited = define("x.abs().sum()", "<cell-3>")
+    key = artifact_key("demo", {"a": 1}, code=(first,))
+    assert artifact_key("demo", {"a": 1}, code=(same,)) == key
+    assert artifact_key("demo", {"a": 1}, code=(edited,)) != key
+    # without any source text (plain exec), the bytecode stands in for it
+    ns1, ns2 = {}, {}
+    exec("def f(x):\n    return x + 1\n", ns1)
+    exec("def f(x):\n    return x + 2\n", ns2)
+    assert code_version(ns1["f"]) != code_version(ns2["f"])
+
+
+def test_registering_a_name_twice_needs_replace():
+    from ddrepro.registry import Registry
+
+    reg = Registry("demo")
+
+    def first():
+        return 1
+
+    def second():
+        return 2
+
+    reg.register("f")(first)
+    reg.register("f")(first)  # the same object again: a re-imported module
+    with pytest.raises(ValueError, match="replace=True"):
+        reg.register("f")(second)
+    reg.register("f", replace=True)(second)
+    assert reg.get("f") is second

@@ -41,11 +41,15 @@ CONDENSERS: Registry[Condenser] = Registry("condenser")
 
 
 def register(name: str, config_cls: type | None, *, default_init: str = "real",
-             default_config: Any = None):
-    """Decorator: ``@register("dm", DMConfig)`` above ``def run(ctx, syn_images, syn_labels)``."""
+             default_config: Any = None, replace: bool = False):
+    """Decorator: ``@register("dm", DMConfig)`` above ``def run(ctx, syn_images, syn_labels)``.
+
+    ``replace=True`` lets a re-run notebook cell register a new version of a method.
+    """
 
     def add(run: Callable[..., tuple[torch.Tensor, torch.Tensor]]):
-        CONDENSERS.register(name)(Condenser(name, config_cls, run, default_init, default_config))
+        CONDENSERS.register(name, replace=replace)(
+            Condenser(name, config_cls, run, default_init, default_config))
         return run
 
     return add
