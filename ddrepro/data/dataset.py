@@ -9,8 +9,11 @@ flag, poisoned flag, ...) and ``weights`` travel with their rows the same way.
 Identity. :meth:`ImageData.digest` is what artifact keys hash. A root set is
 identified by its pixels and labels (or by an identity its builder supplies,
 e.g. the raw files' checksums, so a 60,000-image set is not re-hashed); a
-subset by its *lineage*, the root's identity plus its ``source_index``, which
-costs one small hash instead of a pass over the pixels.
+subset by its *lineage*, the root's identity plus the positions of its rows
+in the root (``root_rows``), which costs one small hash instead of a pass over
+the pixels. ``source_index`` is provenance only: a derived set (coloured or
+poisoned copies of MNIST) is a new root whose rows still point at the
+MNIST images they were made from.
 """
 
 from __future__ import annotations
@@ -58,8 +61,10 @@ class ImageData:
     # Identity of the root set's images and labels when its builder knows it
     # cheaply (raw-file checksums, a derived set's cache key); else the pixels are hashed.
     content_id: str | None = field(default=None, repr=False)
-    # Identity of the root set this one was taken from (None: this set is a root).
+    # Identity of the root set this one was taken from (None: this set is a root),
+    # and the positions of this set's rows in that root.
     root_id: str | None = field(default=None, repr=False)
+    root_rows: torch.Tensor | None = field(default=None, repr=False)
     _digest: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -112,7 +117,7 @@ class ImageData:
         if self._digest is None:
             h = hashlib.sha256(self.root_digest().encode())
             if self.root_id is not None:  # a subset: which rows of the root, in which order
-                h.update(b"rows" + tensor_digest(self.source_index).encode())
+                h.update(b"rows" + tensor_digest(self.root_rows).encode())
             if self.weights is not None:
                 h.update(b"weights" + tensor_digest(self.weights).encode())
             for key in sorted(self.attrs):
@@ -141,12 +146,13 @@ class ImageData:
             raise ValueError(f"take: index out of range for {len(self)} rows "
                              f"([{int(index.min())}, {int(index.max())}]).")
         index = index.cpu()
+        rows = torch.arange(len(self)) if self.root_rows is None else self.root_rows
         return dataclasses.replace(
             self, images=self.images[index], labels=self.labels[index],
             weights=None if self.weights is None else self.weights[index],
             source_index=self.source_index[index],
             attrs={key: value[index] for key, value in self.attrs.items()},
-            root_id=self.root_digest(), _digest=None,
+            root_id=self.root_digest(), root_rows=rows[index], _digest=None,
         )
 
     def with_weights(self, weights: torch.Tensor | None) -> "ImageData":
