@@ -26,7 +26,7 @@ from torch.profiler import profile
 
 from ddrepro.augment import DSA
 from ddrepro.config import AugConfig, EvalConfig, NetConfig
-from ddrepro.evaluate import train_model_loop, train_models
+from ddrepro.train import train_model_loop, train_models
 
 # -- config (override with key=value on the command line) -------------------
 n_models = 10

@@ -4,13 +4,13 @@ import pytest
 import torch
 
 import ddrepro.evaluate as ev
+import ddrepro.models
+import ddrepro.train as tr
 from ddrepro.augment import DSA
 from ddrepro.config import AugConfig, EvalConfig, NetConfig
 from ddrepro.data.dataset import ImageData
-from ddrepro.evaluate import (
-    EvalResult, accuracy, evaluate, evaluate_across, evaluate_loop, lr_at, sgd_step,
-    train_full, train_model_loop, train_models,
-)
+from ddrepro.evaluate import EvalResult, accuracy, evaluate, evaluate_across, evaluate_loop, train_full
+from ddrepro.train import lr_at, sgd_step, train_model_loop, train_models
 from ddrepro.synthetic import SyntheticSet
 
 NET = NetConfig(width=8, depth=2)
@@ -103,7 +103,7 @@ def test_recorded_steps_use_the_recorded_learning_rate():
     for s in range(4):
         net = models.module(0).train()
         net.load_state_dict({n: traj[s][n][0] for n in models.params})
-        ev.batch_loss(net(images), labels, None).backward()
+        tr.batch_loss(net(images), labels, None).backward()
         for name, p in net.named_parameters():
             expected = traj[s][name][0] - float(traj[s]["lr"]) * p.grad
             assert torch.allclose(traj[s + 1][name][0], expected, atol=1e-6)
@@ -165,7 +165,7 @@ def test_momentum_is_reset_at_the_learning_rate_decay():
     for k in range(2):
         net = models.module(k).train()
         net.load_state_dict({n: p1[n][k] for n in models.params})
-        ev.batch_loss(net(images), labels, None).backward()
+        tr.batch_loss(net(images), labels, None).backward()
         for name, p in net.named_parameters():
             reset = p1[name][k] - lr / 10 * (p.grad + wd * p1[name][k])
             assert torch.allclose(p2[name][k], reset, atol=1e-6)
@@ -258,7 +258,7 @@ def test_invalid_inputs_raise_before_compute(monkeypatch, change, match):
     images, labels = toy()
     kw = dict(net_cfg=NET, eval_cfg=EVAL, num_classes=4, device="cpu", quiet=True) | change
     if "engine" not in change:   # everything but the engine check fails before a net is built
-        monkeypatch.setattr(ev, "build_net", lambda *a, **k: pytest.fail("built a net first"))
+        monkeypatch.setattr(ddrepro.models, "build_net", lambda *a, **k: pytest.fail("built a net first"))
     with pytest.raises(ValueError, match=match):
         train_models(kw.pop("images", images), kw.pop("labels", labels), **kw)
 
@@ -295,3 +295,70 @@ def test_evaluate_across_and_train_full(monkeypatch, tmp_path):
     assert full.accs.shape == (2,) and full.meta["n_train"] == 20
     with pytest.raises(ValueError, match="distinct"):
         evaluate_across(syn, test, [NET, NET], eval_cfg=cfg, flip=False, cache=False)
+
+
+# -- per-example questions ------------------------------------------------------
+
+def test_logit_confidence_is_lira_log_odds():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 5, 4, generator=gen, dtype=torch.float64)
+    labels = torch.tensor([0, 3, 1, 2, 2])
+    p = logits.softmax(-1).gather(-1, labels.expand(3, 5).unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(ev.logit_confidence(logits, labels), torch.log(p / (1 - p)), atol=1e-12)
+
+
+def test_probes_groups_and_kept_models(monkeypatch, tmp_path):
+    monkeypatch.setenv("DDREPRO_CACHE", str(tmp_path))
+    syn = SyntheticSet(*toy(n_per_class=2), (0.0,), (1.0,))
+    test = as_imagedata(*toy(n_per_class=6, seed=1))
+    test = test.with_attrs(aligned=(torch.arange(len(test)) % 3 == 0))
+    members = as_imagedata(*toy(n_per_class=3, seed=2))
+    cfg = EvalConfig(epochs=3, batch_size=8, n_models=2, dsa=False)
+    kw = dict(net_cfg=NET, eval_cfg=cfg, seed=0, flip=False, device="cpu", quiet=True)
+    result = evaluate(syn, test, probes={"members": members}, probe_flip=True, group_by="aligned",
+                      keep_models=True, **kw)
+    out = result.probes["members"]
+    assert out["logits"].shape == (2, 12, 4) and out["phi"].shape == out["loss"].shape == (2, 12)
+    logits = result.models.predict(members.images)
+    assert torch.allclose(out["logits"], logits)
+    assert torch.allclose(out["logits_flip"], result.models.predict(members.images.flip(-1)))
+    assert torch.allclose(out["loss"], torch.nn.functional.cross_entropy(
+        logits.flatten(0, 1), members.labels.repeat(2), reduction="none").view(2, 12), atol=1e-6)
+    correct = result.models.predict(test.images).argmax(2) == test.labels
+    aligned = test.attrs["aligned"]
+    assert set(result.groups) == {"0", "1"}
+    assert torch.allclose(result.groups["1"], correct[:, aligned].float().mean(1))
+    assert torch.allclose(result.accs, correct.float().mean(1))
+    # everything comes back from the cache, models included
+    monkeypatch.setattr(tr, "train_models", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(ev, "train_models", lambda *a, **k: pytest.fail("retrained"))
+    again = evaluate(syn, test, probes={"members": members}, probe_flip=True, group_by="aligned",
+                     keep_models=True, **kw)
+    assert torch.equal(again.probes["members"]["phi"], out["phi"])
+    assert torch.equal(again.models.params["classifier.weight"], result.models.params["classifier.weight"])
+    with pytest.raises(ValueError, match="not an attribute"):
+        evaluate(syn, test, group_by="colour", **kw)
+
+
+def test_evaluate_many_equals_separate_evaluations_and_shares_their_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("DDREPRO_CACHE", str(tmp_path))
+    sets = [SyntheticSet(*toy(n_per_class=n, seed=s), (0.0,), (1.0,)) for n, s in ((1, 0), (2, 1), (3, 2))]
+    soft_images, soft_labels = toy(n_per_class=2, seed=3)
+    sets.append(SyntheticSet(soft_images, torch.nn.functional.one_hot(soft_labels, 4).float() * 0.9 + 0.025,
+                             (0.0,), (1.0,)))
+    test = as_imagedata(*toy(n_per_class=5, seed=4))
+    probes = {"p": as_imagedata(*toy(n_per_class=2, seed=5))}
+    cfg = EvalConfig(epochs=3, batch_size=4, n_models=2, dsa=True)
+    kw = dict(net_cfg=NET, eval_cfg=cfg, flip=False, probes=probes, device="cpu", quiet=True)
+    seeds = [3, 1, 4, 1]
+    many = ev.evaluate_many(sets, test, seeds=seeds, engine="unrolled", **kw)
+    for syn, seed, result in zip(sets, seeds, many):
+        alone = evaluate(syn, test, seed=seed, cache=False, engine="unrolled", **kw)
+        assert torch.equal(result.accs, alone.accs)
+        assert torch.equal(result.probes["p"]["phi"], alone.probes["p"]["phi"])
+    # each set's result was cached under evaluate()'s own key
+    monkeypatch.setattr(ev, "train_models", lambda *a, **k: pytest.fail("cache missed"))
+    hit = evaluate(sets[1], test, seed=1, engine="unrolled", **kw)
+    assert torch.equal(hit.accs, many[1].accs)
+    with pytest.raises(ValueError, match="one seed per set"):
+        ev.evaluate_many(sets, test, seeds=[0], **kw)

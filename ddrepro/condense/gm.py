@@ -42,12 +42,13 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..augment import DSA, siamese_augment
 from ..config import GMConfig
+from ..functional import ce_gradients
 from ..nets import build_net, has_batchnorm
+from ..train import Recipe, sgd_train
 from .base import Context, register
 
 # IPC -> (outer_loops, inner_loops), the DC/DSA authors' implementation (get_loops)
@@ -107,37 +108,30 @@ def match_distance(grads_real: Sequence[torch.Tensor], grads_syn: Sequence[torch
     return torch.stack(terms).sum()
 
 
-def ce_gradients(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
-                 create_graph: bool) -> list[torch.Tensor]:
-    """Gradient of the mean cross-entropy on ``(images, labels)`` w.r.t. every parameter of ``net``.
-
-    ``create_graph=True`` keeps it differentiable (w.r.t. the images) for a second backward.
-    Works under ``torch.no_grad()`` too (the weight gradient is the output, not a side effect).
-    """
-    params = [p for p in net.parameters() if p.requires_grad]
-    with torch.enable_grad():
-        loss = F.cross_entropy(net(images), labels)
-        return list(torch.autograd.grad(loss, params, create_graph=create_graph))
-
-
 def matching_loss(net: nn.Module, real_by_class: torch.Tensor, syn_by_class: torch.Tensor, *,
-                  all_params: bool = False) -> torch.Tensor:
+                  all_params: bool = False, real_weights: torch.Tensor | None = None) -> torch.Tensor:
     """``sum_c D(grad l(T_c), grad l(S_c))`` at the current weights of ``net`` (DC Algorithm 1).
 
     ``real_by_class`` ``(C, n, ch, H, W)``, ``syn_by_class`` ``(C, ipc, ch, H, W)``, both
-    class-major (block c holds class c). Differentiable w.r.t. the synthetic images; the
-    real gradients are constants unless the real images themselves require grad.
+    class-major (block c holds class c). ``real_weights`` ``(C, n)``: the real loss of class c
+    is the weighted mean ``sum_i w_i l_i / sum_i w_i`` (per-sample weights of the real data).
+    Differentiable w.r.t. the synthetic images; the real gradients are constants unless the
+    real images themselves require grad.
     """
     if real_by_class.ndim != 5 or syn_by_class.ndim != 5 or real_by_class.shape[0] != syn_by_class.shape[0]:
         raise ValueError(
             f"real {tuple(real_by_class.shape)} and synthetic {tuple(syn_by_class.shape)} must be "
             "(C, n, ch, H, W) blocks with the same number of classes C."
         )
+    if real_weights is not None and tuple(real_weights.shape) != tuple(real_by_class.shape[:2]):
+        raise ValueError(f"real_weights has shape {tuple(real_weights.shape)}, expected "
+                         f"{tuple(real_by_class.shape[:2])} (num_classes, n).")
     total = real_by_class.new_zeros(())
     for c in range(real_by_class.shape[0]):
         real, syn = real_by_class[c], syn_by_class[c]
         real_grads = ce_gradients(net, real, real.new_full((real.shape[0],), c, dtype=torch.long),
-                                  create_graph=real.requires_grad)
+                                  create_graph=real.requires_grad,
+                                  weights=None if real_weights is None else real_weights[c])
         syn_grads = ce_gradients(net, syn, syn.new_full((syn.shape[0],), c, dtype=torch.long),
                                  create_graph=True)
         total = total + match_distance(real_grads, syn_grads, all_params=all_params)
@@ -148,21 +142,20 @@ def train_steps(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, e
                 batch_size: int, lr: float, generator: torch.Generator, aug: DSA | None = None) -> None:
     """Update ``net`` in place: ``epochs`` shuffled passes of plain SGD on ``(images, labels)``.
 
-    The network-update step of DC's Algorithm 1 (lr ``lr_net``, no momentum);
-    with ``aug`` each minibatch is augmented (one op, per-image magnitudes), as in DSA.
+    The network-update step of DC's Algorithm 1 (lr ``lr_net``, no momentum,
+    no weight decay); with ``aug`` each minibatch is augmented (one op,
+    per-image magnitudes), as in DSA. It runs the project's one training loop,
+    :func:`ddrepro.train.sgd_train`, on a stack of one model whose buffers are
+    views of the module's own (batch-norm statistics update ``net`` in place).
     """
-    params = [p for p in net.parameters() if p.requires_grad]
-    for _ in range(epochs):
-        order = torch.randperm(images.shape[0], generator=generator).to(images.device)
-        for batch in order.split(batch_size):
-            x = images[batch]
-            if aug is not None:
-                x = aug(x, generator)
-            loss = F.cross_entropy(net(x), labels[batch])
-            grads = torch.autograd.grad(loss, params)
-            with torch.no_grad():
-                for p, g in zip(params, grads):
-                    p.sub_(lr * g)
+    params = {name: p.detach().unsqueeze(0).clone().requires_grad_(True)
+              for name, p in net.named_parameters()}
+    buffers = {name: b.unsqueeze(0) for name, b in net.named_buffers()}
+    sgd_train(net, params, buffers, images, labels, recipe=Recipe(epochs, batch_size, lr),
+              generators=[generator], engine="unrolled", aug=aug, quiet=True)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            p.copy_(params[name][0])
 
 
 @torch.no_grad()
@@ -205,11 +198,13 @@ def gradient_matching_run(ctx: Context, syn_images: torch.Tensor, syn_labels: to
         for outer_step in range(outer):
             if batchnorm:
                 freeze_batchnorm_(net, ctx)
-            real = ctx.sample_all_classes(cfg.batch_real)
+            index = ctx.sample_indices(cfg.batch_real)
+            real = ctx.real_images[index]
+            weights = None if ctx.real_weights is None else ctx.real_weights[index]
             syn_by_class = syn.view(num_classes, ipc, *syn.shape[1:])
             real_aug, syn_aug = ((real, syn_by_class) if aug is None
                                  else siamese_augment(aug, ctx.generator, real, syn_by_class))
-            loss = matching_loss(net, real_aug, syn_aug)
+            loss = matching_loss(net, real_aug, syn_aug, real_weights=weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward(inputs=[syn])  # the net's weights need no gradient of the matching loss
             optimizer.step()
@@ -241,6 +236,6 @@ def run_dsa(ctx: Context, syn_images: torch.Tensor, syn_labels: torch.Tensor):
 
 
 __all__ = [
-    "LOOPS_BY_IPC", "BN_IMAGES_PER_CLASS", "loops_for_ipc", "match_distance", "freeze_batchnorm_", "ce_gradients", "matching_loss",
+    "LOOPS_BY_IPC", "BN_IMAGES_PER_CLASS", "loops_for_ipc", "match_distance", "freeze_batchnorm_", "matching_loss",
     "train_steps", "gradient_matching_run", "run_dc", "run_dsa",
 ]

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..config import EvalConfig, HerdingConfig
-from ..evaluate import train_models
+from ..train import train_models
 from ..nets import build_net
 from .base import Context, register
 
