@@ -184,12 +184,14 @@ class DMConfig:
 class GMConfig:
     """Gradient matching, DC (Zhao et al. 2021) and DSA (Zhao & Bilen 2021).
 
-    ``outer_loops``/``inner_loops`` None take the authors' table by IPC
+    ``steps`` is the papers' number of outer iterations K (a fresh network
+    each), named as in every condenser config. ``outer_loops``/``inner_loops``
+    None take the authors' table by IPC
     (:data:`ddrepro.condense.gm.LOOPS_BY_IPC`): 1 -> (1, 1), 10 -> (10, 50),
     20 -> (20, 25), 30 -> (30, 20), 40 -> (40, 15), 50 -> (50, 10).
     """
 
-    iterations: int = 1000
+    steps: int = 1000
     outer_loops: int | None = None
     inner_loops: int | None = None
     batch_real: int = 256
@@ -200,7 +202,7 @@ class GMConfig:
     dsa: bool = False
 
     def __post_init__(self) -> None:
-        _positive(self, "iterations", "batch_real", "batch_train", "lr_img", "lr_net")
+        _positive(self, "steps", "batch_real", "batch_train", "lr_img", "lr_net")
         _optional_positive(self, "outer_loops")
         _check(self.inner_loops is None or self.inner_loops >= 0, self,
                "inner_loops", self.inner_loops, ">= 0 or None")
@@ -233,13 +235,13 @@ class KIPConfig:
     paper's 5000), drawn class-balanced, so it is rounded down to a multiple of
     the class count. ``sigma_w2``/``sigma_b2`` are the kernel's weight and bias
     variances, the paper's 2 and 1e-4. The paper uses Adam with lr 0.01 for
-    MNIST and 0.04 for CIFAR-10; the default is the MNIST value, since the book
-    distils MNIST-style data.
+    MNIST and 0.04 for CIFAR-10 (``lr_img``, also the learned labels' rate);
+    the default is the MNIST value, since the book distils MNIST-style data.
     """
 
     steps: int = 1000
     batch_real: int = 5000
-    lr: float = 0.01
+    lr_img: float = 0.01
     reg: float = 1e-6
     depth: int = 1
     sigma_w2: float = 2.0
@@ -247,7 +249,7 @@ class KIPConfig:
     learn_labels: bool = True
 
     def __post_init__(self) -> None:
-        _positive(self, "steps", "batch_real", "lr", "reg", "depth", "sigma_w2")
+        _positive(self, "steps", "batch_real", "lr_img", "reg", "depth", "sigma_w2")
         _check(self.sigma_b2 >= 0.0, self, "sigma_b2", self.sigma_b2, ">= 0")
 
 

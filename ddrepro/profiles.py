@@ -72,8 +72,8 @@ _SMOKE = Profile(
     ipcs=(1, 2),
     herding=HerdingConfig(embed_epochs=1),
     dm=DMConfig(steps=2, batch_real=8),
-    dc=GMConfig(iterations=2, outer_loops=1, inner_loops=1, batch_real=8, batch_train=16),
-    dsa=GMConfig(iterations=2, outer_loops=1, inner_loops=1, batch_real=8, batch_train=16,
+    dc=GMConfig(steps=2, outer_loops=1, inner_loops=1, batch_real=8, batch_train=16),
+    dsa=GMConfig(steps=2, outer_loops=1, inner_loops=1, batch_real=8, batch_train=16,
                  dsa=True),
     mmd=MMDConfig(steps=2, batch_real=8),
     kip=KIPConfig(steps=2, batch_real=40),
@@ -94,8 +94,8 @@ _CPU = Profile(
     dm=DMConfig(steps=150, batch_real=32),
     # Gradient matching is the costliest family: two matching points per
     # network instead of the papers' 1-50, and 40 networks instead of 1000.
-    dc=GMConfig(iterations=40, outer_loops=2, inner_loops=5, batch_real=32, batch_train=64),
-    dsa=GMConfig(iterations=40, outer_loops=2, inner_loops=5, batch_real=32, batch_train=64,
+    dc=GMConfig(steps=40, outer_loops=2, inner_loops=5, batch_real=32, batch_train=64),
+    dsa=GMConfig(steps=40, outer_loops=2, inner_loops=5, batch_real=32, batch_train=64,
                  dsa=True),
     mmd=MMDConfig(steps=150, batch_real=32),
     kip=KIPConfig(steps=100, batch_real=1000),

@@ -18,7 +18,10 @@ class SyntheticSet:
     ``images``: float32 ``(n, C, H, W)`` in the *normalised* space of the real data.
     ``labels``: int64 ``(n,)`` hard labels, or float ``(n, num_classes)`` soft labels.
     ``mean``/``std``: the per-channel normalisation, so images can be shown or re-used.
-    ``meta``: the resolved config, method, dataset, ipc, seed, timings.
+    ``meta``: the resolved config, method, dataset, ipc, seed, timings, and
+    ``init_indices`` (the real images a real initialisation copied).
+    ``history``: per-step records of the condensation when asked for
+    (:class:`ddrepro.condense.tracking.History`), else empty.
     """
 
     images: torch.Tensor
@@ -26,6 +29,7 @@ class SyntheticSet:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     meta: dict[str, Any] = field(default_factory=dict)
+    history: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4:
@@ -56,11 +60,13 @@ class SyntheticSet:
             "mean": tuple(self.mean),
             "std": tuple(self.std),
             "meta": dict(self.meta),
+            "history": dict(self.history),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SyntheticSet":
-        return cls(d["images"], d["labels"], tuple(d["mean"]), tuple(d["std"]), dict(d.get("meta", {})))
+        return cls(d["images"], d["labels"], tuple(d["mean"]), tuple(d["std"]),
+                   dict(d.get("meta", {})), dict(d.get("history", {})))
 
     def save(self, path: str | Path) -> None:
         """Atomic ``.pt`` dict ``{images, labels, mean, std, meta}`` any tool can load."""

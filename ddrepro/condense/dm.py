@@ -268,7 +268,7 @@ def distribution_matching_run(
     embed = make_embed(net, channels_last, use_compile)
     syn = syn_images.detach().clone().requires_grad_(True)
     optimizer = torch.optim.SGD([syn], lr=lr_img, momentum=momentum)
-    for step in ctx.steps(steps):
+    for step in ctx.steps(steps, state=[syn], optimizer=optimizer):
         reinitialise_(net, ctx, int(torch.randint(0, 2**62, (1,), generator=ctx.generator)))
         index = ctx.sample_indices(batch_real)
         real = ctx.real_images[index]
@@ -282,6 +282,7 @@ def distribution_matching_run(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        ctx.log(loss)
         ctx.check_finite(syn, step)
     return syn.detach(), syn_labels
 

@@ -4,7 +4,7 @@ DC learns the synthetic set S so that, class by class, the gradient of the
 training loss w.r.t. the network weights on S matches the gradient on real
 data T, along the trajectory of a network trained on S (DC paper, Algorithm 1):
 
-    for each of K iterations: theta <- fresh random initialisation
+    for each of K steps (``GMConfig.steps``): theta <- fresh random initialisation
         for each of the outer_loops steps:
             L = sum_c D(grad_theta l(T_c; theta), grad_theta l(S_c; theta))
             S <- SGD step on L (lr_img, momentum 0.5)
@@ -192,7 +192,7 @@ def gradient_matching_run(ctx: Context, syn_images: torch.Tensor, syn_labels: to
     aug = DSA(ctx.aug_cfg, flip=ctx.flip) if cfg.dsa else None
     syn = syn_images.detach().clone().requires_grad_(True)
     optimizer = torch.optim.SGD([syn], lr=cfg.lr_img, momentum=cfg.momentum)
-    for step in ctx.steps(cfg.iterations):
+    for step in ctx.steps(cfg.steps, state=[syn], optimizer=optimizer):
         net = _fresh_net(ctx)
         batchnorm = has_batchnorm(net)
         for outer_step in range(outer):
@@ -208,6 +208,7 @@ def gradient_matching_run(ctx: Context, syn_images: torch.Tensor, syn_labels: to
             optimizer.zero_grad(set_to_none=True)
             loss.backward(inputs=[syn])  # the net's weights need no gradient of the matching loss
             optimizer.step()
+            ctx.log(loss)
             ctx.check_finite(syn, step)
             if outer_step == outer - 1:
                 break

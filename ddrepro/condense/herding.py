@@ -8,7 +8,7 @@ picked embeddings stays as close as possible to the class's mean embedding
 
 Embeddings come from a ConvNet trained briefly on the real data
 (``HerdingConfig.embed_epochs`` epochs of the project's one training loop,
-:func:`ddrepro.evaluate.train_models`, without augmentation) or, with
+:func:`ddrepro.train.train_models`, without augmentation) or, with
 ``embed_epochs=0``, from a randomly initialised one. Everything is seeded from
 the condenser's generator, and ties go to the lowest index, so the selection
 is deterministic for a seed. The initial synthetic set is ignored: herding
@@ -74,9 +74,12 @@ def embedding_net(ctx: Context, cfg: HerdingConfig, seed: int) -> nn.Module:
     return models.module(0).to(ctx.device)
 
 
-@register("herding", HerdingConfig)
+@register("herding", HerdingConfig, weights=False)
 def run(ctx: Context, syn_images: torch.Tensor, syn_labels: torch.Tensor):
-    """``ipc`` herded real images per class, class-major like every condenser's output."""
+    """``ipc`` herded real images per class, class-major like every condenser's output.
+
+    Per-sample weights are refused (``weights=False``): the herding target is the plain class mean.
+    """
     cfg: HerdingConfig = ctx.config
     for c, idx in enumerate(ctx.class_indices):
         if idx.numel() < ctx.ipc:
@@ -84,9 +87,11 @@ def run(ctx: Context, syn_images: torch.Tensor, syn_labels: torch.Tensor):
                              f"ipc={ctx.ipc}; lower ipc or use more training data.")
     seed = int(torch.randint(0, 2**62, (1,), generator=ctx.generator))
     feats = embed_all(embedding_net(ctx, cfg, seed), ctx.real_images)
-    picks = [idx[herding_order(feats[idx], ctx.ipc)] for idx in ctx.class_indices]
+    picks = torch.cat([idx[herding_order(feats[idx], ctx.ipc)] for idx in ctx.class_indices])
     labels = torch.arange(ctx.num_classes, device=ctx.device).repeat_interleave(ctx.ipc)
-    return ctx.real_images[torch.cat(picks)].clone(), labels
+    if ctx.source_index is not None:  # which real images were selected (provenance)
+        ctx.meta["selected_indices"] = ctx.source_index[picks.cpu()]
+    return ctx.real_images[picks].clone(), labels
 
 
 __all__ = ["herding_order", "embed_all", "embedding_net", "run"]

@@ -49,8 +49,6 @@ condition number can reach ~1e6, too close to float32's resolution.
 
 from __future__ import annotations
 
-from typing import Iterable
-
 import torch
 
 from ..config import KIPConfig
@@ -97,22 +95,28 @@ def _solve_spd(matrix: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
 
 
 def krr_loss(k_ts: torch.Tensor, k_ss: torch.Tensor, y_t: torch.Tensor, y_s: torch.Tensor,
-             reg: float) -> torch.Tensor:
+             reg: float, weights: torch.Tensor | None = None) -> torch.Tensor:
     """``0.5 * mean((y_t - K_ts (K_ss + lambda I)^{-1} y_s)^2)``, ``lambda = reg * tr(K_ss) / n_s``.
 
     The mean runs over all ``n_t x C`` entries, as in the reference code; see the
     module docstring for how this relates to Privacy-for-Free's Eq. 3.
+    ``weights`` ``(n_t,)``: per-sample weights of the real targets, the mean
+    becoming ``sum_i w_i ||r_i||^2 / (C sum_i w_i)`` (a weight 0 drops a target).
     """
     n_s = k_ss.shape[0]
     lam = reg * torch.trace(k_ss) / n_s
     eye = torch.eye(n_s, dtype=k_ss.dtype, device=k_ss.device)
     alpha = _solve_spd(k_ss + lam * eye, y_s)
-    return 0.5 * ((y_t - k_ts @ alpha) ** 2).mean()
+    residual = ((y_t - k_ts @ alpha) ** 2)
+    if weights is None:
+        return 0.5 * residual.mean()
+    weights = weights.to(residual.dtype)
+    return 0.5 * (weights @ residual).sum() / (weights.sum() * residual.shape[1])
 
 
 def kip_loss(x_t: torch.Tensor, y_t: torch.Tensor, x_s: torch.Tensor, y_s: torch.Tensor, *,
              reg: float, depth: int, sigma_w2: float, sigma_b2: float,
-             dtype: torch.dtype = torch.float64) -> torch.Tensor:
+             weights: torch.Tensor | None = None, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """The KRR loss of support ``(x_s, y_s)`` on targets ``(x_t, y_t)`` under the FC ReLU NTK.
 
     The variances have no defaults so that KIP always states them (the kernel
@@ -127,7 +131,7 @@ def kip_loss(x_t: torch.Tensor, y_t: torch.Tensor, x_s: torch.Tensor, y_s: torch
     kernel = {"depth": depth, "sigma_w2": sigma_w2, "sigma_b2": sigma_b2}
     k_ss = relu_ntk(x_s, **kernel)
     k_ts = relu_ntk(x_t, x_s, **kernel)
-    return krr_loss(k_ts, k_ss, y_t, y_s, reg)
+    return krr_loss(k_ts, k_ss, y_t, y_s, reg, weights)
 
 
 def target_indices(ctx: Context, batch_real: int) -> torch.Tensor:
@@ -149,26 +153,32 @@ def kip_optimise(
     syn_images: torch.Tensor,
     syn_targets: torch.Tensor,
     cfg: KIPConfig,
-    steps: Iterable[int],
+    steps: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
     """KIP Algorithm 1: Adam on the support images (and targets) against class-balanced real batches.
 
-    The real targets are the centred one-hot labels of ``ctx.real_labels``.
-    Returns the learned images, targets and the loss of every step (before its update).
+    The real targets are the centred one-hot labels of ``ctx.real_labels``,
+    weighted by ``ctx.real_weights`` when the real set has per-sample weights.
+    Runs ``steps`` (default ``cfg.steps``) steps; returns the learned images,
+    targets and the loss of every step (before its update).
     """
     real_targets = centred_onehot(ctx.real_labels, ctx.num_classes)
     images = syn_images.detach().clone().requires_grad_(True)
     targets = syn_targets.detach().clone().requires_grad_(cfg.learn_labels)
     params = [images, targets] if cfg.learn_labels else [images]
-    optimiser = torch.optim.Adam(params, lr=cfg.lr)
+    optimiser = torch.optim.Adam(params, lr=cfg.lr_img)
     losses = []
-    for step in steps:
+    total = cfg.steps if steps is None else steps
+    for step in ctx.steps(total, state=[images, targets], optimizer=optimiser):
         pick = target_indices(ctx, cfg.batch_real)
+        weights = None if ctx.real_weights is None else ctx.real_weights[pick]
         loss = kip_loss(ctx.real_images[pick], real_targets[pick], images, targets, reg=cfg.reg,
-                        depth=cfg.depth, sigma_w2=cfg.sigma_w2, sigma_b2=cfg.sigma_b2)
+                        depth=cfg.depth, sigma_w2=cfg.sigma_w2, sigma_b2=cfg.sigma_b2,
+                        weights=weights)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
+        ctx.log(loss)
         losses.append(float(loss.detach()))
         ctx.check_finite(images, step)
     return images.detach(), targets.detach(), losses
@@ -179,7 +189,7 @@ def run(ctx: Context, syn_images: torch.Tensor, syn_labels: torch.Tensor):
     """Learn ``ipc`` images per class (and soft labels when ``learn_labels``) with KIP."""
     cfg: KIPConfig = ctx.config
     syn_targets = centred_onehot(syn_labels, ctx.num_classes)
-    images, targets, _ = kip_optimise(ctx, syn_images, syn_targets, cfg, ctx.steps(cfg.steps))
+    images, targets, _ = kip_optimise(ctx, syn_images, syn_targets, cfg)
     if not cfg.learn_labels:
         return images, syn_labels
     ctx.check_finite(targets, step=cfg.steps - 1, what="learned labels")

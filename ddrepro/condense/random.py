@@ -7,7 +7,10 @@ import torch
 from .base import Context, register
 
 
-@register("random", None)
+@register("random", None, weights=False)
 def run(ctx: Context, syn_images: torch.Tensor, syn_labels: torch.Tensor):
-    """The initialisation *is* the result: a class-balanced random subset of the real data."""
+    """The initialisation *is* the result: a class-balanced random subset of the real data.
+
+    Per-sample weights are refused (``weights=False``): a uniform draw would ignore them.
+    """
     return syn_images, syn_labels

@@ -49,7 +49,8 @@ def test_result_is_cached_by_content(tmp_path, monkeypatch):
 def test_noise_init_is_standard_normal_with_balanced_labels():
     real = toy_data(n_per_class=50)
     gen = torch.Generator().manual_seed(0)
-    images, labels = initial_synthetic(real.images, real.indices_by_class(), 25, "noise", gen)
+    images, labels, rows = initial_synthetic(real.images, real.indices_by_class(), 25, "noise", gen)
+    assert rows is None
     assert images.shape == (100, 1, 8, 8)
     assert torch.bincount(labels).tolist() == [25] * 4
     assert abs(images.mean().item()) < 0.05 and abs(images.std().item() - 1) < 0.05

@@ -14,7 +14,7 @@ from ddrepro.config import DMConfig, GMConfig, MMDConfig, NetConfig
 from helpers import toy_image_data
 
 TINY_NET = NetConfig(width=8, depth=2)
-TINY_GM = dict(iterations=2, outer_loops=2, inner_loops=2, batch_real=5, batch_train=4)
+TINY_GM = dict(steps=2, outer_loops=2, inner_loops=2, batch_real=5, batch_train=4)
 CONFIGS = {
     "dm": DMConfig(steps=3, batch_real=6),
     "mmd": MMDConfig(steps=3, batch_real=6),

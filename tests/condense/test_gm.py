@@ -18,7 +18,7 @@ from ddrepro.nets import build_net
 from helpers import toy_image_data
 
 NET = NetConfig(width=8, depth=2)
-TINY = GMConfig(iterations=2, outer_loops=2, inner_loops=2, batch_real=5, batch_train=4)
+TINY = GMConfig(steps=2, outer_loops=2, inner_loops=2, batch_real=5, batch_train=4)
 
 
 toy_data = partial(toy_image_data, n_per_class=8, classes=3)

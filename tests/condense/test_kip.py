@@ -193,7 +193,7 @@ def test_kip_passes_the_config_kernel_variances(monkeypatch):
     syn = centred_onehot(torch.arange(3).repeat_interleave(2), 3)
     for cfg in (KIPConfig(steps=1, batch_real=6), KIPConfig(steps=1, batch_real=6, sigma_w2=1.5, sigma_b2=0.3)):
         seen.clear()
-        kip_optimise(kip_context(images, labels, cfg), images[::2], syn, cfg, range(1))
+        kip_optimise(kip_context(images, labels, cfg), images[::2], syn, cfg, 1)
         assert seen and set(seen) == {(cfg.sigma_w2, cfg.sigma_b2)}
 
 
@@ -221,7 +221,7 @@ def test_kip_loop_draws_class_balanced_targets(monkeypatch):
     images, labels = images[:-7], labels[:-7]  # unbalanced: 10, 10, 3 images
     cfg = KIPConfig(steps=3, batch_real=8)
     syn = centred_onehot(torch.arange(3).repeat_interleave(2), 3)
-    kip_optimise(kip_context(images, labels, cfg), images[[0, 1, 10, 11, 20, 21]], syn, cfg, range(3))
+    kip_optimise(kip_context(images, labels, cfg), images[[0, 1, 10, 11, 20, 21]], syn, cfg, 3)
     assert counts == [[2, 2, 2]] * 3  # 8 // 3 = 2 per class, every step
 
 
@@ -230,9 +230,9 @@ def test_kip_loss_decreases_over_steps(learn_labels):
     images, labels = blobs()
     syn_labels = torch.arange(3).repeat_interleave(2)
     syn = torch.randn(6, 1, 4, 4, generator=torch.Generator().manual_seed(1))
-    cfg = KIPConfig(steps=30, batch_real=60, lr=0.05, learn_labels=learn_labels)
+    cfg = KIPConfig(steps=30, batch_real=60, lr_img=0.05, learn_labels=learn_labels)
     start = centred_onehot(syn_labels, 3)
-    _, targets, losses = kip_optimise(kip_context(images, labels, cfg), syn, start, cfg, range(cfg.steps))
+    _, targets, losses = kip_optimise(kip_context(images, labels, cfg), syn, start, cfg)
     assert len(losses) == 30 and losses[-1] < 0.25 * losses[0]
     assert torch.equal(targets, start) is (not learn_labels)
 
