@@ -241,7 +241,7 @@ def test_errors_that_depend_on_the_parent_come_before_compute(cache_dir, scratch
 
 def test_unknown_names_inputs_and_wrong_config_type_are_explained():
     data = toy_image_data()
-    with pytest.raises(ValueError, match="known: mislabel, perturb"):
+    with pytest.raises(ValueError, match="known: mislabel, perturb, zca"):
         derive("blur", data)
     with pytest.raises(ValueError, match="takes a MislabelConfig"):
         derive("mislabel", data, PerturbConfig(eps=EPS))
