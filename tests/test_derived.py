@@ -97,7 +97,9 @@ def test_builtin_builder_results_are_cached_as_plain_data(cache_dir):
         a = derive("mislabel", data, MislabelConfig(fraction=0.5), seed=0)
         b = derive("mislabel", data, MislabelConfig(fraction=0.5), seed=0)
     assert torch.equal(a.labels, b.labels) and torch.equal(a.attrs["original_label"], b.attrs["original_label"])
-    assert len(list((cache_dir / "derived").glob("*.pt"))) == 1
+    (artifact,) = (cache_dir / "derived").glob("*.pt")
+    # unchanged images are shared with the parent, not stored again
+    assert b.images is data.images and artifact.stat().st_size < data.images.nbytes
 
 
 # -- mislabel ------------------------------------------------------------------------
@@ -171,6 +173,17 @@ def test_perturb_without_quantise_keeps_sub_level_steps():
     inside = before < 1 - 1 / 255  # pixels not clipped at white
     assert torch.allclose(step[inside], torch.full_like(step[inside], 0.3 / 255), atol=1e-5)
     assert torch.allclose(to_pixels(rounded.images[index], data.mean, data.std), before, atol=1e-5)
+
+
+def test_perturb_stores_only_the_changed_rows_and_reloads_them_exactly(cache_dir):
+    data = pixel_grid_data(n=400)
+    index, delta = torch.tensor([7, 300]), torch.full((2, 1, 8, 8), -1.0)
+    built = derive("perturb", data, PerturbConfig(eps=EPS), index=index, delta=delta)
+    loaded = derive("perturb", data, PerturbConfig(eps=EPS), index=index, delta=delta)
+    assert torch.equal(built.images, loaded.images) and built.digest() == loaded.digest()
+    assert not torch.equal(loaded.images[index], data.images[index])
+    (artifact,) = (cache_dir / "derived").glob("*.pt")
+    assert artifact.stat().st_size < data.images.nbytes / 4  # 2 of 400 rows' images, not all
 
 
 @pytest.mark.parametrize("index,delta,match", [
@@ -265,6 +278,15 @@ def test_replace_true_registers_a_new_version(scratch_registry):
 
     out = derive("shift", toy_image_data(), cache=False)
     assert calls == [] and bool((out.images == 0).all())
+
+
+def test_a_builder_that_drops_rows_is_reported(scratch_registry):
+    @register_derived("drop", ShiftConfig)
+    def drop(parent, cfg, generator):
+        return BuiltRows(parent.images[1:], parent.labels[1:])
+
+    with pytest.raises(ValueError, match="keep the parent's 40 rows"):
+        derive("drop", toy_image_data(), cache=False)
 
 
 def test_builder_inputs_may_not_shadow_derive_arguments(scratch_registry):

@@ -58,11 +58,17 @@ class BuiltRows:
 
     ``images`` ``(N, C, H, W)`` in the parent's normalised space, ``labels``
     ``(N,)`` int64, ``attrs`` name -> ``(N, ...)`` tensor; ``N = len(parent)``.
+    Only what changed is stored: hand back the parent's own ``images`` or
+    ``labels`` tensor when it is unchanged, and give ``rows`` (int64) when only
+    those rows' images change; ``images`` then holds just their new images
+    ``(len(rows), C, H, W)``. (A relabelled or 100-poison MNIST would otherwise
+    store 188 MB of images it shares with its parent.)
     """
 
     images: Tensor
     labels: Tensor
     attrs: dict[str, Tensor] = field(default_factory=dict)
+    rows: Tensor | None = None
 
 
 Build = Callable[..., BuiltRows]
@@ -131,12 +137,40 @@ def _check_inputs(builder: DerivedBuilder, inputs: dict[str, Any]) -> None:
         raise ValueError(f"derived data set {builder.name!r} needs the input(s) {', '.join(missing)}.")
 
 
-def _check_built(name: str, built: BuiltRows, n: int) -> None:
+def _check_built(name: str, built: BuiltRows, parent: ImageData) -> None:
     if not isinstance(built, BuiltRows):
         raise ValueError(f"builder {name!r} must return BuiltRows, got {type(built).__name__}.")
-    if built.images.ndim != 4 or built.images.shape[0] != n or built.labels.shape != (n,):
+    n = len(parent) if built.rows is None else built.rows.numel()
+    if built.images.ndim != 4 or built.images.shape[0] != n or built.labels.shape != (len(parent),):
         raise ValueError(f"builder {name!r} returned images {tuple(built.images.shape)} and labels "
-                         f"{tuple(built.labels.shape)}; it must keep the parent's {n} rows.")
+                         f"{tuple(built.labels.shape)}; it must keep the parent's {len(parent)} "
+                         f"rows ({n} images{'' if built.rows is None else ', one per entry of rows'}).")
+    if built.rows is not None and (built.rows.dtype != torch.int64 or built.rows.ndim != 1
+                                   or tuple(built.images.shape[1:]) != parent.shape):
+        raise ValueError(f"builder {name!r}: rows must be 1-D int64 and the images of parent shape "
+                         f"{parent.shape}.")
+
+
+def _stored(built: BuiltRows, parent: ImageData) -> dict[str, Any]:
+    """The artifact: plain tensors, with None for what is the parent's, unchanged."""
+    def plain(new: Tensor, old: Tensor) -> Tensor | None:
+        return None if new is old else new.detach().cpu()
+
+    return {"images": plain(built.images, parent.images), "labels": plain(built.labels, parent.labels),
+            "rows": None if built.rows is None else built.rows.cpu(),
+            "attrs": {k: v.detach().cpu() for k, v in built.attrs.items()}}
+
+
+def _rebuilt(stored: dict[str, Any], parent: ImageData) -> tuple[Tensor, Tensor]:
+    """Images and labels of the derived set from the artifact and the parent."""
+    images = parent.images.cpu()
+    if stored["images"] is not None and stored["rows"] is None:
+        images = stored["images"]
+    elif stored["images"] is not None:
+        images = images.clone()
+        images[stored["rows"]] = stored["images"]
+    labels = parent.labels.cpu() if stored["labels"] is None else stored["labels"]
+    return images, labels
 
 
 def derive(name: str, parent: ImageData, config: Any = None, *, seed: int = 0,
@@ -164,13 +198,13 @@ def derive(name: str, parent: ImageData, config: Any = None, *, seed: int = 0,
 
     def compute() -> dict[str, Any]:
         built = builder.build(parent, config, generator, **inputs)
-        _check_built(name, built, len(parent))
-        return {"images": built.images.detach().cpu(), "labels": built.labels.detach().cpu(),
-                "attrs": {k: v.detach().cpu() for k, v in built.attrs.items()}}
+        _check_built(name, built, parent)
+        return _stored(built, parent)
 
     stored = cached("derived", parts, compute, code=code, enabled=cache)
+    images, labels = _rebuilt(stored, parent)
     return ImageData(
-        stored["images"], stored["labels"], f"{parent.name}+{name}", parent.split, parent.mean,
+        images, labels, f"{parent.name}+{name}", parent.split, parent.mean,
         parent.std, parent.classes, parent.flip_ok, weights=parent.weights,
         source_index=parent.source_index, attrs={**parent.attrs, **stored["attrs"]},
         content_id=artifact_key("derived", parts, code=code), root_id=None, root_rows=None,
@@ -275,17 +309,16 @@ def perturb(parent: ImageData, cfg: PerturbConfig, generator: torch.Generator, *
     pixels off the grid quantisation can add up to 0.5/255. Attr: ``poisoned``.
     Deterministic: ``generator`` is not used.
     """
-    images = parent.images.detach().cpu().clone()
     index = index.cpu()
-    clean = to_pixels(images[index], parent.mean, parent.std)
+    clean = to_pixels(parent.images.detach().cpu()[index], parent.mean, parent.std)
     step = delta.detach().to(clean).clamp(-cfg.eps, cfg.eps)
     pixels = (clean + step).clamp(0.0, 1.0)
     if cfg.quantise:
         pixels = quantise(pixels)
-    images[index] = from_pixels(pixels, parent.mean, parent.std)
     poisoned = torch.zeros(len(parent), dtype=torch.bool)
     poisoned[index] = True
-    return BuiltRows(images, parent.labels.cpu(), {"poisoned": poisoned})
+    return BuiltRows(from_pixels(pixels, parent.mean, parent.std), parent.labels,
+                     {"poisoned": poisoned}, rows=index)
 
 
 __all__ = [
