@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 import torch
 
+from .pixels import to_pixels
+
 
 def set_theme() -> None:
     """One look for the whole book (seaborn's ``ticks`` style, readable sizes)."""
@@ -23,22 +25,9 @@ def set_theme() -> None:
     plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "image.interpolation": "nearest"})
 
 
-def _check_stats(name: str, values: Sequence[float], channels: int) -> torch.Tensor:
-    stats = torch.as_tensor(tuple(values), dtype=torch.float32).flatten()
-    if stats.numel() not in (1, channels):
-        raise ValueError(
-            f"image_grid: {name} has {stats.numel()} values for {channels}-channel images; "
-            f"give 1 or {channels}."
-        )
-    return stats.expand(channels).reshape(1, channels, 1, 1)
-
-
 def denormalise(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """``images * std + mean`` per channel, clipped to ``[0, 1]`` for display."""
-    channels = images.shape[1]
-    mean_t = _check_stats("mean", mean, channels)
-    std_t = _check_stats("std", std, channels)
-    return (images.detach().float().cpu() * std_t + mean_t).clamp(0.0, 1.0)
+    """``images * std + mean`` per channel, clipped to ``[0, 1]`` for display (detached, float, CPU)."""
+    return to_pixels(images.detach().float().cpu(), mean, std, clamp=True)
 
 
 def tile(images: torch.Tensor, nrow: int, pad: int = 1) -> torch.Tensor:

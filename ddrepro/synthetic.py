@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from .artifacts import load_torch, save_torch
+from .pixels import to_pixels
 
 
 @dataclass
@@ -78,9 +79,7 @@ class SyntheticSet:
 
     def denormalised(self) -> torch.Tensor:
         """Images mapped back to [0, 1] pixel space, for display."""
-        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
-        std = torch.tensor(self.std).view(1, -1, 1, 1)
-        return (self.images.detach().cpu() * std + mean).clamp(0, 1)
+        return to_pixels(self.images.detach().cpu(), self.mean, self.std, clamp=True)
 
 
 __all__ = ["SyntheticSet"]

@@ -110,7 +110,7 @@ def test_build_net_reads_the_config():
     mlp = build_net(NetConfig(name="mlp", width=64, depth=3), 1, 10, 28)
     assert isinstance(mlp, MLP)
     assert [m.out_features for m in mlp.modules() if isinstance(m, nn.Linear)] == [64, 64, 10]
-    assert NETS.names() == ["convnet", "mlp", "resnet18"]
+    assert NETS.names() == ["convnet", "linear", "mlp", "relu2", "resnet18"]
 
 
 def test_resnet18_size_and_norms():

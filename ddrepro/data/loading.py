@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..artifacts import load_torch, save_torch
+from ..pixels import from_pixels
 from ..runtime import is_quiet
 from .catalog import CATALOG, DatasetInfo, canonical_name, check_split, data_root
 from .dataset import ImageData
@@ -119,8 +120,7 @@ def normalise(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, .
     x = images.to(torch.float32)
     if images.dtype == torch.uint8:
         x = x.div_(255.0)
-    shape = (1, len(mean), 1, 1)
-    return x.sub_(torch.tensor(mean).view(shape)).div_(torch.tensor(std).view(shape))
+    return from_pixels(x, mean, std)
 
 
 def load(name: str, split: str = "train", root: str | Path | None = None, *,

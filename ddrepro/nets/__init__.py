@@ -2,8 +2,10 @@
 
 ``get_net("convnet", 1, 10, 28, seed=0)`` builds ConvNet-3 (DC/DSA/DM's
 architecture) for MNIST; ``build_net(NetConfig(), 1, 10, 28)`` does the same
-from a config. Weight initialisation is PyTorch's default; the randomness
-comes from the caller (see :func:`ddrepro.nets.registry.get_net`).
+from a config. Weight initialisation is PyTorch's default, except for the
+privacy paper's random extractors ``"linear"``/``"relu2"`` (standard normal,
+``extractors.py``); the randomness comes from the caller (see
+:func:`ddrepro.nets.registry.get_net`).
 """
 
 from torch import nn
@@ -12,6 +14,7 @@ from .registry import NETS, build_net, get_net, seeded_init
 from .convnet import ConvNet, make_norm, make_act
 from .mlp import MLP
 from .resnet import BasicBlock, ResNet18
+from .extractors import LinearExtractor, ReLUExtractor
 
 
 def has_batchnorm(net: nn.Module) -> bool:
@@ -21,5 +24,5 @@ def has_batchnorm(net: nn.Module) -> bool:
 
 __all__ = [
     "NETS", "get_net", "build_net", "seeded_init", "ConvNet", "MLP", "ResNet18",
-    "BasicBlock", "make_norm", "make_act", "has_batchnorm",
+    "BasicBlock", "make_norm", "make_act", "has_batchnorm", "LinearExtractor", "ReLUExtractor",
 ]

@@ -1,7 +1,8 @@
 """The network registry and the two ways to build a network: by name or from a ``NetConfig``.
 
 Every builder takes ``(in_channels, num_classes, image_size, **kw)``. Weights
-use PyTorch's default initialisation; the random draws come from the caller:
+use PyTorch's default initialisation (the privacy paper's random extractors
+draw N(0, 1), ``extractors.py``); the random draws come from the caller:
 with ``seed=s`` the module is built inside ``torch.random.fork_rng`` after
 ``torch.manual_seed(s)``, so the same seed gives the same initial weights and
 the global random state is left as it was. ``generator=g`` draws that seed
