@@ -2,6 +2,8 @@
 
     ddrepro run CHAPTER [--profile P] [-p key value ...] [--quiet] [--build-dir DIR]
     ddrepro run --list
+    ddrepro precompute CHAPTER [--profile P] [-p key value ...] [--shard i/n]
+                       [--executor local|ray] [--ray-address ADDR] [--cpus-per-job N] [--quiet]
     ddrepro book [--profile P] [--quiet] [--skip-run] [--build-dir DIR]
     ddrepro data fetch [names ...]
     ddrepro data status
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from typing import Sequence
 
 from . import runner
@@ -44,6 +47,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--force", action="store_true", help="execute even if up to date")
     run.add_argument("--build-dir", help="build directory (default $DDREPRO_BUILD or ./_build)")
+
+    pre = sub.add_parser("precompute", help="fill the artifact cache with a chapter's grid of jobs")
+    pre.add_argument("chapter", help="notebook stem or path with a registered grid (ddrepro.grids)")
+    pre.add_argument("--profile", help="smoke, cpu or paper (default: the notebook's, cpu)")
+    pre.add_argument("-p", "--param", nargs=2, action="append", default=[],
+                     metavar=("KEY", "VALUE"), help="as for `ddrepro run`")
+    pre.add_argument("--shard", default="0/1",
+                     help="INDEX/COUNT: run jobs INDEX, INDEX+COUNT, ... (from 0; default 0/1 = all)")
+    pre.add_argument("--executor", default="local", help="local (default) or ray")
+    pre.add_argument("--ray-address", help="an existing Ray cluster (e.g. auto); default: start one")
+    pre.add_argument("--cpus-per-job", type=int, default=None,
+                     help="CPUs (torch threads) per job; default: 1 on Ray, torch's own locally")
+    pre.add_argument("--quiet", action="store_true", help="no progress bars")
 
     book = sub.add_parser("book", help="execute every chapter and build the site")
     book.add_argument("--profile", default="cpu", help="smoke, cpu or paper (default cpu)")
@@ -83,6 +99,62 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _executor(args: argparse.Namespace) -> object:
+    """The executor the flags ask for, checked (and Ray imported) before any compute."""
+    from .executor import EXECUTORS, get_executor
+
+    if args.executor not in EXECUTORS:
+        raise UserError(f"unknown executor {args.executor!r}; known: {', '.join(EXECUTORS.names())}.")
+    if args.executor != "ray" and args.ray_address:
+        raise UserError("--ray-address needs --executor ray.")
+    options = {"cpus_per_job": args.cpus_per_job} if args.cpus_per_job is not None else {}
+    if args.executor == "ray":
+        options["address"] = args.ray_address
+    try:
+        return get_executor(args.executor, **options)
+    except (ImportError, ValueError) as err:
+        raise UserError(str(err)) from None
+
+
+def _cmd_precompute(args: argparse.Namespace) -> int:
+    import time
+
+    from .artifacts import cache_root
+    from .executor import JobError, parse_shard, shard
+    from .grids import GRIDS
+    from .profiles import get_profile
+
+    root = runner.find_root()
+    page = runner.resolve_chapter(args.chapter, root)
+    if page.stem not in GRIDS:
+        raise UserError(f"chapter {page.stem!r} has no precompute grid; chapters with one: "
+                        f"{', '.join(GRIDS.names())}.")
+    try:
+        index, count = parse_shard(args.shard)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    executor = _executor(args)
+    # The notebook's parameters as `ddrepro run` would inject them, over its defaults.
+    params = {**runner.notebook_parameters(page.source),
+              **runner.resolve_params(page, args.profile, args.param, args.quiet)}
+    prof = get_profile(params.get("profile", "cpu"), params.get("overrides") or {})
+    runner.fetch_data(prof.data.datasets, quiet=args.quiet)  # no-op when present
+    # quiet only silences bars (no cache key has it): unset, $DDREPRO_QUIET decides per process.
+    jobs = GRIDS.get(page.stem)(prof, seed=params.get("seed", 0), device=params.get("device", "auto"),
+                                quiet=True if params.get("quiet") else None)
+    mine = shard(jobs, index, count)
+    start = time.perf_counter()
+    try:
+        executor.map(mine, quiet=args.quiet or None)
+    except JobError as err:
+        traceback.print_exception(err.__cause__ or err, file=sys.stderr)
+        print(f"ddrepro: {err}", file=sys.stderr)
+        return 1
+    print(f"precompute {page.stem}: {len(mine)} of {len(jobs)} jobs run (shard {index}/{count}, "
+          f"{args.executor}) in {time.perf_counter() - start:.1f}s; cache {cache_root().resolve()}")
+    return 0
+
+
 def _cmd_book(args: argparse.Namespace) -> int:
     root = runner.find_root()
     build = runner.build_dir(root, args.build_dir)
@@ -114,7 +186,8 @@ def _print_status() -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        handler = {"run": _cmd_run, "book": _cmd_book, "data": _cmd_data}[args.command]
+        handler = {"run": _cmd_run, "precompute": _cmd_precompute, "book": _cmd_book,
+                   "data": _cmd_data}[args.command]
         return handler(args)
     except UserError as err:
         print(f"ddrepro: error: {err}", file=sys.stderr)

@@ -1,0 +1,87 @@
+"""The chapters' grids of independent jobs, so a cluster can fill the cache a notebook reads.
+
+A grid builder takes the resolved profile and the notebook's ``seed``,
+``device`` and ``quiet`` and returns the :class:`ddrepro.executor.Job` list
+that computes a chapter's expensive results. Each job calls the cached
+functions with *exactly* the arguments the notebook passes, so the artifact
+keys agree: after ``ddrepro precompute CHAPTER`` (on Ray, or as shards of a
+job array) the notebook's own calls are cache hits, and the notebook, run by
+``ddrepro run CHAPTER``, only joins results.
+
+    jobs = GRIDS.get("does_it_work")(prof, seed=0, device="auto", quiet=None)
+    results = get_executor("ray").map(jobs)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from . import data
+from .condense import condense
+from .config import AugConfig, EvalConfig, NetConfig
+from .evaluate import EvalResult, evaluate, train_full
+from .executor import Job
+from .profiles import Profile
+from .registry import Registry
+from .synthetic import SyntheticSet
+
+# (prof, *, seed, device, quiet) -> list[Job]
+GridBuilder = Callable[..., list[Job]]
+
+GRIDS: Registry[GridBuilder] = Registry("grid")
+
+
+def register_grid(name: str, *, replace: bool = False) -> Callable[[GridBuilder], GridBuilder]:
+    """Decorator: ``@register_grid("does_it_work")`` above a grid builder; ``name`` is the chapter's stem."""
+    return GRIDS.register(name, replace=replace)
+
+
+def real_and_test(prof: Profile, name: str, seed: int) -> tuple[data.ImageData, data.ImageData]:
+    """The real training subset and the test subset a chapter uses for data set ``name``."""
+    real = data.load(name, "train").subset_per_class(prof.data.train_per_class, seed=seed)
+    test = data.load(name, "test").subset(prof.data.test_size, seed=seed)
+    return real, test
+
+
+def condense_and_evaluate(*, method: str, real: data.ImageData, test: data.ImageData, ipc: int,
+                          config: Any, seed: int, net_cfg: NetConfig, aug_cfg: AugConfig,
+                          eval_cfg: EvalConfig, device: str | torch.device,
+                          quiet: bool | None) -> tuple[SyntheticSet, EvalResult]:
+    """Condense ``real`` with ``method``, then train ``eval_cfg.n_models`` nets on it (both cached).
+
+    The two calls of Chapter 1's main loop, argument for argument.
+    """
+    syn = condense(method, real, ipc, config=config, seed=seed, net_cfg=net_cfg, aug_cfg=aug_cfg,
+                   device=device, quiet=quiet)
+    result = evaluate(syn, test, net_cfg=net_cfg, eval_cfg=eval_cfg, seed=seed,
+                      flip=real.flip_ok, device=device, quiet=quiet)
+    return syn, result
+
+
+@register_grid("does_it_work")
+def does_it_work(prof: Profile, *, seed: int, device: str | torch.device,
+                 quiet: bool | None) -> list[Job]:
+    """Chapter 1's table: per data set, one job per (ipc, method), then the full-data ceiling.
+
+    Job names: ``"mnist/dm/ipc10"`` and ``"mnist/full"``. A job's result is
+    ``(SyntheticSet, EvalResult)``, or the ceiling's ``EvalResult``.
+    """
+    jobs = []
+    for name in prof.data.datasets:
+        real, test = real_and_test(prof, name, seed)  # loaded once, shared by this data set's jobs
+        for ipc in prof.ipcs:
+            for method in prof.methods:
+                kwargs = dict(method=method, real=real, test=test, ipc=ipc,
+                              config=prof.condenser_config(method), seed=seed, net_cfg=prof.net,
+                              aug_cfg=prof.aug, eval_cfg=prof.eval, device=device, quiet=quiet)
+                jobs.append(Job(condense_and_evaluate, kwargs, name=f"{name}/{method}/ipc{ipc}"))
+        full = dict(real=real, test=test, net_cfg=prof.net, eval_cfg=prof.full, seed=seed,
+                    device=device, quiet=quiet)
+        jobs.append(Job(train_full, full, name=f"{name}/full"))
+    return jobs
+
+
+__all__ = ["GRIDS", "GridBuilder", "condense_and_evaluate", "does_it_work", "real_and_test",
+           "register_grid"]
