@@ -72,9 +72,9 @@ def synchronize() -> None:
 class TimedContext(Context):
     """A Context whose step iterator records the wall time of every step body."""
 
-    def steps(self, total, desc=None):
+    def steps(self, total, desc=None, **tracking):
         self.step_seconds = []
-        for i in range(total):
+        for i in super().steps(total, desc, **tracking):
             start = time.perf_counter()
             yield i
             synchronize()

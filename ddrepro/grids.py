@@ -55,7 +55,7 @@ def condense_and_evaluate(*, method: str, real: data.ImageData, test: data.Image
     """
     syn = condense(method, real, ipc, config=config, seed=seed, net_cfg=net_cfg, aug_cfg=aug_cfg,
                    device=device, quiet=quiet)
-    result = evaluate(syn, test, net_cfg=net_cfg, eval_cfg=eval_cfg, seed=seed,
+    result = evaluate(syn, test, net_cfg=net_cfg, eval_cfg=eval_cfg, aug_cfg=aug_cfg, seed=seed,
                       flip=real.flip_ok, device=device, quiet=quiet)
     return syn, result
 
@@ -77,8 +77,8 @@ def does_it_work(prof: Profile, *, seed: int, device: str | torch.device,
                               config=prof.condenser_config(method), seed=seed, net_cfg=prof.net,
                               aug_cfg=prof.aug, eval_cfg=prof.eval, device=device, quiet=quiet)
                 jobs.append(Job(condense_and_evaluate, kwargs, name=f"{name}/{method}/ipc{ipc}"))
-        full = dict(real=real, test=test, net_cfg=prof.net, eval_cfg=prof.full, seed=seed,
-                    device=device, quiet=quiet)
+        full = dict(real=real, test=test, net_cfg=prof.net, eval_cfg=prof.full, aug_cfg=prof.aug,
+                    seed=seed, device=device, quiet=quiet)
         jobs.append(Job(train_full, full, name=f"{name}/full"))
     return jobs
 

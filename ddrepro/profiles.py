@@ -21,8 +21,17 @@ from .config import (
     AugConfig, DataConfig, DMConfig, EvalConfig, GMConfig, HerdingConfig,
     KIPConfig, MMDConfig, NetConfig, ToyConfig, replace_checked,
 )
+from .study_config import BiasConfig, EADConfig, PoisonConfig, PrivacyConfig
 
-METHODS = ("random", "herding", "dc", "dsa", "dm", "mmd", "kip")
+# Chapter 1's table, in its order; any registered condenser may be named instead.
+BASICS_METHODS = ("random", "herding", "dc", "dsa", "dm", "mmd", "kip")
+
+
+def condenser_names() -> list[str]:
+    """The methods registered in :data:`ddrepro.condense.CONDENSERS` (the one list of methods)."""
+    from .condense import CONDENSERS  # lazy: importing condensers loads torch
+
+    return CONDENSERS.names()
 
 
 @dataclass(frozen=True)
@@ -38,7 +47,7 @@ class Profile:
     # more images, so far fewer epochs than training on a synthetic set.
     full: EvalConfig = EvalConfig(epochs=50, n_models=2)
     ipcs: tuple[int, ...] = (1, 10, 50)
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = BASICS_METHODS
     herding: HerdingConfig = HerdingConfig()
     dm: DMConfig = DMConfig()
     dc: GMConfig = GMConfig(dsa=False)
@@ -46,21 +55,34 @@ class Profile:
     mmd: MMDConfig = MMDConfig()
     kip: KIPConfig = KIPConfig()
     toy: ToyConfig = ToyConfig()
+    # the study chapters' sections (ddrepro/study_config.py)
+    privacy: PrivacyConfig = PrivacyConfig()
+    poison: PoisonConfig = PoisonConfig()
+    bias: BiasConfig = BiasConfig()
+    ead: EADConfig = EADConfig()
 
     def __post_init__(self) -> None:
         if not self.ipcs or any(int(i) < 1 for i in self.ipcs):
             raise ValueError(f"Profile.ipcs = {self.ipcs!r}: every ipc must be >= 1.")
-        unknown = sorted(set(self.methods) - set(METHODS))
+        known = condenser_names()
+        unknown = sorted(set(self.methods) - set(known))
         if unknown:
             raise ValueError(
-                f"Profile.methods names unknown method(s) {unknown}; known: {', '.join(METHODS)}."
+                f"Profile.methods names unknown method(s) {unknown}; known: {', '.join(known)}."
             )
 
     def condenser_config(self, method: str) -> Any:
-        """The config a condenser method runs with under this profile (None for ``random``)."""
-        if method not in METHODS:
-            raise ValueError(f"Unknown method {method!r}; known: {', '.join(METHODS)}.")
-        return getattr(self, method, None)
+        """The config ``method`` runs with under this profile: its section when the profile has
+        one (``dm``, ``dc``, ...), else the method's registered default (None for ``random``)."""
+        from .condense import CONDENSERS
+
+        condenser = CONDENSERS.get(method)  # unknown names list the registered ones
+        section = getattr(self, method, None)
+        if condenser.config_cls is not None and isinstance(section, condenser.config_cls):
+            return section
+        if condenser.config_cls is None:
+            return None
+        return condenser.default_config if condenser.default_config is not None else condenser.config_cls()
 
 
 _SMOKE = Profile(
@@ -78,6 +100,12 @@ _SMOKE = Profile(
     mmd=MMDConfig(steps=2, batch_real=8),
     kip=KIPConfig(steps=2, batch_real=40),
     toy=ToyConfig(n_points=200, steps=3, epochs=3),
+    privacy=PrivacyConfig(members_per_class=20, r_ipcs=(0.05,), mia_preparations=1, mia_n=10,
+                          shadows=2, kip_shadows=2),
+    poison=PoisonConfig(dataset="fashion_mnist", ipc=2, targets=1, runs=1, attack_steps=2,
+                        restarts=1, pretrained=1, power_iterations=2),
+    bias=BiasConfig(ratios=(0.0, 100.0), severities=(4,), ipc=2, repeats=1),
+    ead=EADConfig(expert_epochs=1, checkpoint_every=1, t_m=1, steps=2, batch_real=8),
 )
 
 # Sized so that Chapter 1 runs in <= 15 min on 2 cores (measured per method
@@ -99,6 +127,11 @@ _CPU = Profile(
                  dsa=True),
     mmd=MMDConfig(steps=150, batch_real=32),
     kip=KIPConfig(steps=100, batch_real=1000),
+    # Sizes the study chapters' issues state for this profile; each chapter
+    # calibrates the rest of its section when it is written.
+    privacy=PrivacyConfig(members_per_class=500, mia_preparations=3, shadows=16, kip_shadows=16),
+    poison=PoisonConfig(dataset="fashion_mnist", ipc=10, targets=8, runs=1),
+    bias=BiasConfig(ipc=10, severities=(3, 4)),
 )
 
 _PAPER = Profile(name="paper")
@@ -185,4 +218,4 @@ def get_profile(name: str = "cpu", overrides: Mapping[str, Any] | None = None) -
     return dataclasses.replace(profile, **changes) if changes else profile
 
 
-__all__ = ["Profile", "PROFILES", "METHODS", "get_profile"]
+__all__ = ["Profile", "PROFILES", "BASICS_METHODS", "condenser_names", "get_profile"]

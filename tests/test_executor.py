@@ -181,7 +181,8 @@ def test_ray_workers_get_absolute_cache_and_data_paths(monkeypatch, tmp_path):
 # ----------------------------------------------------------------------------- the Chapter 1 grid
 
 def test_grid_fills_exactly_the_artifacts_the_notebook_reads(monkeypatch, tmp_path, book_data):
-    """Chapter 1's own calls (copied from its main loop) must all be cache hits after the grid."""
+    """After the grid, direct calls with Chapter 1's arguments (a student re-running one cell by
+    hand) are all cache hits: the grid computes nothing the chapter would not read."""
     monkeypatch.setenv("DDREPRO_CACHE", str(tmp_path / "cache"))
     prof = get_profile("smoke", {**SMOKE_METHODS, "data.datasets": ["mnist"], "ipcs": [1]})
     seed, quiet = 0, True
@@ -196,11 +197,11 @@ def test_grid_fills_exactly_the_artifacts_the_notebook_reads(monkeypatch, tmp_pa
     for method, (job_syn, job_eval) in zip(prof.methods, results):
         syn = condense(method, real, 1, config=prof.condenser_config(method), seed=seed,
                        net_cfg=prof.net, aug_cfg=prof.aug, device=dev, quiet=quiet)
-        result = evaluate(syn, test, net_cfg=prof.net, eval_cfg=prof.eval, seed=seed,
-                          flip=real.flip_ok, device=dev, quiet=quiet)
+        result = evaluate(syn, test, net_cfg=prof.net, eval_cfg=prof.eval, aug_cfg=prof.aug,
+                          seed=seed, flip=real.flip_ok, device=dev, quiet=quiet)
         assert torch.equal(syn.images, job_syn.images) and torch.equal(result.accs, job_eval.accs)
-    full = train_full(real, test, net_cfg=prof.net, eval_cfg=prof.full, seed=seed, device=dev,
-                      quiet=quiet)
+    full = train_full(real, test, net_cfg=prof.net, eval_cfg=prof.full, aug_cfg=prof.aug, seed=seed,
+                      device=dev, quiet=quiet)
     assert torch.equal(full.accs, results[-1].accs)
     assert artifact_files(tmp_path / "cache") == written, "the notebook's calls computed something new"
 

@@ -26,8 +26,8 @@ def test_profiles_shrink_from_paper_to_smoke():
 
 
 def test_dotted_overrides_apply_and_coerce_strings():
-    prof = get_profile("cpu", {"dm.steps": "12", "eval.dsa": "false", "ipcs": [1], "kip.lr": "0.5"})
-    assert prof.dm.steps == 12 and prof.eval.dsa is False and prof.ipcs == (1,) and prof.kip.lr == 0.5
+    prof = get_profile("cpu", {"dm.steps": "12", "eval.dsa": "false", "ipcs": [1], "kip.lr_img": "0.5"})
+    assert prof.dm.steps == 12 and prof.eval.dsa is False and prof.ipcs == (1,) and prof.kip.lr_img == 0.5
     # untouched sections are the profile's own
     assert prof.dc == get_profile("cpu").dc
 
@@ -65,5 +65,43 @@ def test_condenser_config_lookup():
     prof = ddrepro.get_profile("smoke")
     assert prof.condenser_config("dm") is prof.dm
     assert prof.condenser_config("random") is None
-    with pytest.raises(ValueError, match="Unknown method"):
+    with pytest.raises(ValueError, match="Unknown condenser 'gan'"):
         prof.condenser_config("gan")
+
+
+def test_study_sections_take_dotted_overrides_and_validate():
+    prof = get_profile("cpu", {"privacy.shadows": "32", "poison.eps": [0.1], "bias.ratios": [0, 95],
+                               "ead.t_m": 5})
+    assert prof.privacy.shadows == 32 and prof.poison.eps == (0.1,)
+    assert prof.bias.ratios == (0.0, 95.0) and prof.ead.t_m == 5
+    for bad, match in [({"privacy.shadows": 1}, "shadows"), ({"privacy.fprs": [1.5]}, "fprs"),
+                       ({"poison.eps": [0.0]}, "eps"), ({"poison.rate": 0.5}, "rate"),
+                       ({"bias.ratios": [101]}, "ratios"), ({"bias.severity": 5}, "severity"),
+                       ({"ead.t_m": 0}, "t_m")]:
+        with pytest.raises(ValueError, match=match):
+            get_profile("cpu", bad)
+
+
+def test_r_ipc_below_one_image_per_class_is_refused():
+    privacy = get_profile("cpu").privacy
+    assert privacy.ipc_for(0.002, 500) == 1 and privacy.ipc_for(0.01, 500) == 5
+    with pytest.raises(ValueError, match="< 1 image per class"):
+        privacy.ipc_for(0.002, 200)
+
+
+def test_methods_come_from_the_condenser_registry():
+    from ddrepro.condense import CONDENSERS, register
+
+    with pytest.raises(ValueError, match="known: .*dm"):
+        get_profile("cpu", {"methods": ["dm", "no-such-method"]})
+
+    @register("test-only-method", None, replace=True)
+    def run(ctx, syn_images, syn_labels):
+        return syn_images, syn_labels
+
+    try:
+        prof = get_profile("cpu", {"methods": ["dm", "test-only-method"]})
+        assert prof.condenser_config("test-only-method") is None
+        assert prof.condenser_config("dm") is prof.dm          # the profile's section wins
+    finally:
+        CONDENSERS._items.pop("test-only-method")
