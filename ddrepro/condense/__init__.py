@@ -10,5 +10,7 @@ from . import herding  # noqa: F401  (registers "herding")
 from . import gm  # noqa: F401  (registers "dc", "dsa")
 from . import kip  # noqa: F401  (registers "kip")
 from .base import CONDENSERS, Condenser, Context, condense, initial_synthetic, register
+from .many import condense_many
 
-__all__ = ["CONDENSERS", "Condenser", "Context", "condense", "initial_synthetic", "register"]
+__all__ = ["CONDENSERS", "Condenser", "Context", "condense", "condense_many", "initial_synthetic",
+           "register"]

@@ -45,7 +45,8 @@ class History:
         return bool(self.record_every or self.snapshot_every)
 
     def _append(self, name: str, value: torch.Tensor) -> None:
-        self.rows.setdefault(name, []).append(value.detach().cpu())
+        # a copy: the live tensor keeps changing (and .cpu() of a CPU tensor is no copy)
+        self.rows.setdefault(name, []).append(value.detach().to("cpu", copy=True))
 
     def barycentre_distances(self, syn: torch.Tensor) -> torch.Tensor:
         """``(C,)`` pixel-space distance between each class's synthetic and real mean image."""
