@@ -20,8 +20,8 @@ import sys
 import traceback
 from typing import Sequence
 
-from . import runner
-from .runner import UserError
+from . import chapters, runner
+from .chapters import UserError
 
 EXIT_USAGE = 2
 
@@ -77,18 +77,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    root = runner.find_root()
+    root = chapters.find_root()
     if args.list:
-        for page in runner.notebooks(root):
+        for page in chapters.notebooks(root):
             print(f"{page.stem:<24} {page.rel}")
         return 0
     if not args.chapter:
         raise UserError("run needs a CHAPTER (see `ddrepro run --list`).")
-    page = runner.resolve_chapter(args.chapter, root)
-    params = runner.resolve_params(page, args.profile, args.param, args.quiet)
-    runner.fetch_data(runner.profile_datasets(params), quiet=args.quiet)  # no-op when present
-    build = runner.build_dir(root, args.build_dir)
-    stage = runner.stage_dir(build)
+    page = chapters.resolve_chapter(args.chapter, root)
+    params = chapters.resolve_params(page, args.profile, args.param, args.quiet)
+    chapters.fetch_data(chapters.profile_datasets(params), quiet=args.quiet)  # no-op when present
+    build = chapters.build_dir(root, args.build_dir)
+    stage = chapters.stage_dir(build)
     runner.stage_sources(root, stage)
     result = runner.execute(page, params, stage, quiet=args.quiet, force=args.force)
     if result.status == "failed":
@@ -124,8 +124,8 @@ def _cmd_precompute(args: argparse.Namespace) -> int:
     from .grids import GRIDS
     from .profiles import get_profile
 
-    root = runner.find_root()
-    page = runner.resolve_chapter(args.chapter, root)
+    root = chapters.find_root()
+    page = chapters.resolve_chapter(args.chapter, root)
     if page.stem not in GRIDS:
         raise UserError(f"chapter {page.stem!r} has no precompute grid; chapters with one: "
                         f"{', '.join(GRIDS.names())}.")
@@ -135,10 +135,10 @@ def _cmd_precompute(args: argparse.Namespace) -> int:
         raise UserError(str(err)) from None
     executor = _executor(args)
     # The notebook's parameters as `ddrepro run` would inject them, over its defaults.
-    params = {**runner.notebook_parameters(page.source),
-              **runner.resolve_params(page, args.profile, args.param, args.quiet)}
+    params = {**chapters.notebook_parameters(page.source),
+              **chapters.resolve_params(page, args.profile, args.param, args.quiet)}
     prof = get_profile(params.get("profile", "cpu"), params.get("overrides") or {})
-    runner.fetch_data(prof.data.datasets, quiet=args.quiet)  # no-op when present
+    chapters.fetch_data(prof.data.datasets, quiet=args.quiet)  # no-op when present
     # quiet only silences bars (no cache key has it): unset, $DDREPRO_QUIET decides per process.
     jobs = GRIDS.get(page.stem)(prof, seed=params.get("seed", 0), device=params.get("device", "auto"),
                                 quiet=True if params.get("quiet") else None)
@@ -156,15 +156,15 @@ def _cmd_precompute(args: argparse.Namespace) -> int:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    root = runner.find_root()
-    build = runner.build_dir(root, args.build_dir)
+    root = chapters.find_root()
+    build = chapters.build_dir(root, args.build_dir)
     return runner.run_book(root, build, profile=args.profile, quiet=args.quiet,
                            skip_run=args.skip_run)
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
     if args.action == "fetch":
-        runner.fetch_data(args.names, quiet=args.quiet)
+        chapters.fetch_data(args.names, quiet=args.quiet)
         return _print_status()
     return _print_status()
 

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from .artifacts import cached, tensor_digest
+from .artifacts import ArtifactStore, artifact_key, cached, tensor_digest
 from .augment import DSA
 from .config import AugConfig, EvalConfig, NetConfig, to_dict
 from .models import TrainedModels
@@ -125,214 +125,189 @@ def _num_classes(syn: SyntheticSet, test: Any) -> int:
     return num_classes
 
 
-def _make_aug(eval_cfg: EvalConfig, aug_cfg: AugConfig, flip: bool) -> DSA | None:
-    return DSA(aug_cfg, flip=flip) if eval_cfg.dsa else None
-
-
-def _probe_sets(probes: Mapping[str, Any] | None, group_by: str | None, test: Any
-                ) -> dict[str, tuple[Tensor, Tensor]]:
-    sets = {}
-    for name, value in (probes or {}).items():
-        images, labels = value
-        if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1:] != test.images.shape[1:]:
-            raise ValueError(f"probe {name!r} must hold images shaped like the test set's.")
-        sets[name] = (images, labels)
-    if group_by is not None and group_by not in getattr(test, "attrs", {}):
-        raise ValueError(f"group_by={group_by!r} is not an attribute of the test set; it has "
-                         f"{sorted(getattr(test, 'attrs', {}))}.")
-    return sets
-
-
 def _digest(data: Any) -> str:
+    """Identity of an ImageData (its lineage) or of an ``(images, labels)`` pair / SyntheticSet."""
     digest = getattr(data, "digest", None)
-    return digest() if callable(digest) else tensor_digest(data[0]) + tensor_digest(data[1])[:16]
+    if callable(digest):
+        return digest()
+    images, labels = (data.images, data.labels) if isinstance(data, SyntheticSet) else data
+    return tensor_digest(images) + tensor_digest(labels)[:16]
 
 
-def _set_id(syn: SyntheticSet) -> str:
-    return tensor_digest(syn.images) + tensor_digest(syn.labels)[:16]
+@dataclass(frozen=True)
+class _Protocol:
+    """How every set of one call is trained and what is asked of its models."""
+
+    net_cfg: NetConfig
+    eval_cfg: EvalConfig
+    aug_cfg: AugConfig
+    flip: bool
+    test: Any
+    probes: Mapping[str, Any] | None
+    probe_flip: bool
+    group_by: str | None
+    device: torch.device
+    quiet: bool | None
+    engine: str
+    record_every: int | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in (self.probes or {}).items():
+            images, _ = value
+            if not isinstance(images, Tensor) or images.dim() != 4 \
+                    or images.shape[1:] != self.test.images.shape[1:]:
+                raise ValueError(f"probe {name!r} must hold images shaped like the test set's.")
+        attrs = getattr(self.test, "attrs", {})
+        if self.group_by is not None and self.group_by not in attrs:
+            raise ValueError(f"group_by={self.group_by!r} is not an attribute of the test set; it "
+                             f"has {sorted(attrs)}.")
+
+    def train_parts(self, kind: str, data_id: str, seed: int) -> dict[str, Any]:
+        """What a training run depends on; ``data_id`` identifies its training set."""
+        parts = {"kind": kind, "data": data_id, "net": self.net_cfg, "eval": self.eval_cfg,
+                 "aug": self.aug_cfg if self.eval_cfg.dsa else None, "flip": self.flip, "seed": seed}
+        return parts | ({"record_every": self.record_every} if self.record_every else {})
+
+    def parts(self, kind: str, data_id: str, seed: int) -> dict[str, Any]:
+        """What an evaluation's answers depend on: the training run and the questions."""
+        return self.train_parts(kind, data_id, seed) | {
+            "test": self.test.digest(), "probe_flip": self.probe_flip, "group_by": self.group_by,
+            "probes": {name: _digest(s) for name, s in (self.probes or {}).items()}}
+
+    def aug(self) -> DSA | None:
+        return DSA(self.aug_cfg, flip=self.flip) if self.eval_cfg.dsa else None
+
+    def train(self, images: Tensor, labels: Tensor, **keys: Any) -> TrainedModels:
+        return train_models(images, labels, net_cfg=self.net_cfg, eval_cfg=self.eval_cfg,
+                            num_classes=self.test.num_classes, aug=self.aug(), engine=self.engine,
+                            record_every=self.record_every, device=self.device, quiet=self.quiet,
+                            **keys)
+
+    def answers(self, models: TrainedModels, kind: str, seed: int, n_train: int,
+                seconds: float) -> dict[str, Any]:
+        """Accuracy, probe outputs, group accuracies and meta of trained ``models`` (plain data)."""
+        start = time.perf_counter()
+        batch = self.eval_cfg.test_batch_size
+        logits = models.predict(self.test.images, batch_size=batch)
+        correct = (logits.argmax(2) == self.test.labels.to(logits.device)).cpu()
+        meta = {"kind": kind, "net": to_dict(self.net_cfg), "eval": to_dict(self.eval_cfg),
+                "aug": to_dict(self.aug_cfg), "seed": seed, "flip": self.flip,
+                "device": str(self.device), "n_train": n_train, "engine": models.engine}
+        return {"accs": correct.float().mean(1), "meta": meta,
+                "probes": {name: probe(models, x, y, flip=self.probe_flip, batch_size=batch)
+                           for name, (x, y) in (self.probes or {}).items()},
+                "groups": {} if self.group_by is None else
+                group_accuracy(correct, self.test.attrs[self.group_by].cpu()),
+                "seconds": seconds + time.perf_counter() - start}
 
 
-def _train_parts(kind: str, data_id: str, net_cfg: NetConfig, eval_cfg: EvalConfig,
-                 aug_cfg: AugConfig, seed: int, flip: bool) -> dict[str, Any]:
-    """What a training run depends on; ``data_id`` identifies its training set."""
-    return {"kind": kind, "data": data_id, "net": net_cfg, "eval": eval_cfg, "aug": aug_cfg if eval_cfg.dsa else None,
-            "flip": flip, "seed": seed}
-
-
-def _answers(models: TrainedModels, test: Any, probe_sets: dict[str, tuple[Tensor, Tensor]],
-             probe_flip: bool, group_by: str | None, batch_size: int) -> dict[str, Any]:
-    """Accuracy, probe outputs and group accuracies of trained ``models`` (plain data)."""
-    logits = models.predict(test.images, batch_size=batch_size)
-    correct = (logits.argmax(2) == test.labels.to(logits.device)).cpu()
-    out = {"accs": correct.float().mean(1),
-           "probes": {name: probe(models, x, y, flip=probe_flip, batch_size=batch_size)
-                      for name, (x, y) in probe_sets.items()}, "groups": {}}
-    if group_by is not None:
-        out["groups"] = group_accuracy(correct, test.attrs[group_by].cpu())
-    return out
-
-
-def _meta(kind: str, net_cfg: NetConfig, eval_cfg: EvalConfig, aug_cfg: AugConfig, seed: int,
-          flip: bool, dev: torch.device, n_train: int, engine: str) -> dict[str, Any]:
-    return {"kind": kind, "net": to_dict(net_cfg), "eval": to_dict(eval_cfg), "aug": to_dict(aug_cfg),
-            "seed": seed, "flip": flip, "device": str(dev), "n_train": n_train, "engine": engine}
-
-
-def _evaluate(kind: str, images: Tensor, labels: Tensor, data_id: str, test: Any, *, net_cfg: NetConfig,
-              eval_cfg: EvalConfig, aug_cfg: AugConfig, seed: int, flip: bool,
-              probes: Mapping[str, Any] | None, probe_flip: bool, group_by: str | None,
-              keep_models: bool, device: str | torch.device, quiet: bool | None, cache: bool,
-              engine: str) -> EvalResult:
+def _evaluate(kind: str, images: Tensor, labels: Tensor, data_id: str, seed: int,
+              proto: _Protocol, keep_models: bool, cache: bool) -> EvalResult:
     """Train (or load kept models), then answer: the body of evaluate and train_full."""
-    dev = resolve_device(device)
-    probe_sets = _probe_sets(probes, group_by, test)
-    train_parts = _train_parts(kind, data_id, net_cfg, eval_cfg, aug_cfg, seed, flip)
+    if proto.record_every and not keep_models:
+        raise ValueError("record_every records checkpoints of kept models; pass keep_models=True.")
 
     def train() -> TrainedModels:
-        return train_models(images, labels, net_cfg=net_cfg, eval_cfg=eval_cfg,
-                            num_classes=test.num_classes, seed=seed,
-                            aug=_make_aug(eval_cfg, aug_cfg, flip), engine=engine, device=dev,
-                            quiet=quiet)
+        return proto.train(images, labels, seed=seed)
 
-    def kept() -> TrainedModels:
-        stored = cached("models", train_parts, lambda: train().to_dict(), code=CODE, enabled=cache)
-        return TrainedModels.from_dict(stored, device=dev)
-
-    models = kept() if keep_models else None
+    models = None
+    if keep_models:
+        stored = cached("models", proto.train_parts(kind, data_id, seed), lambda: train().to_dict(),
+                        code=CODE, enabled=cache)
+        models = TrainedModels.from_dict(stored, device=proto.device)
 
     def compute() -> dict[str, Any]:
         start = time.perf_counter()
         trained = models if models is not None else train()
-        answers = _answers(trained, test, probe_sets, probe_flip, group_by, eval_cfg.test_batch_size)
-        meta = _meta(kind, net_cfg, eval_cfg, aug_cfg, seed, flip, dev, images.shape[0], trained.engine)
-        return {"seconds": time.perf_counter() - start, "meta": meta, **answers}
+        return proto.answers(trained, kind, seed, images.shape[0], time.perf_counter() - start)
 
-    parts = train_parts | {"test": test.digest(), "probe_flip": probe_flip, "group_by": group_by,
-                           "probes": {name: _digest(s) for name, s in probe_sets.items()}}
-    return EvalResult.from_dict(cached("eval", parts, compute, code=CODE, enabled=cache), models)
+    stored = cached("eval", proto.parts(kind, data_id, seed), compute, code=CODE, enabled=cache)
+    return EvalResult.from_dict(stored, models)
+
+
+def _protocol(test: Any, *, net_cfg: NetConfig, eval_cfg: EvalConfig,
+              aug_cfg: AugConfig = AugConfig(), flip: bool, probes: Mapping[str, Any] | None = None, probe_flip: bool = False,
+              group_by: str | None = None, device: str | torch.device = "auto",
+              quiet: bool | None = None, engine: str = "auto",
+              record_every: int | None = None) -> _Protocol:
+    return _Protocol(net_cfg, eval_cfg, aug_cfg, flip, test, probes, probe_flip, group_by,
+                     resolve_device(device), quiet, engine, record_every)
 
 
 def evaluate(syn: SyntheticSet, test: Any, *, net_cfg: NetConfig, eval_cfg: EvalConfig,
              aug_cfg: AugConfig = AugConfig(), seed: int = 0, flip: bool,
              probes: Mapping[str, Any] | None = None, probe_flip: bool = False,
              group_by: str | None = None, keep_models: bool = False,
-             device: str | torch.device = "auto", quiet: bool | None = None, cache: bool = True,
-             engine: str = "auto") -> EvalResult:
+             record_every: int | None = None, device: str | torch.device = "auto",
+             quiet: bool | None = None, cache: bool = True, engine: str = "auto") -> EvalResult:
     """Train ``eval_cfg.n_models`` networks on ``syn`` at once and test them on ``test``.
 
     Augmentation: DSA with ``aug_cfg`` (the profile's, as for condensing;
     mirror only when ``flip``) when ``eval_cfg.dsa``. ``probes`` maps names to
     ImageData (or ``(images, labels)``) whose per-example outputs are returned
     (module docstring); ``group_by`` names a test-set attribute to split the
-    accuracy by; ``keep_models`` caches and returns the trained networks.
+    accuracy by; ``keep_models`` caches and returns the trained networks, with
+    a checkpoint every ``record_every`` steps (``models.trajectory``).
     Cached over the synthetic tensors, the test and probe sets, configs and seed.
     """
     _num_classes(syn, test)
-    return _evaluate("evaluate", syn.images, syn.labels, _set_id(syn), test, net_cfg=net_cfg, eval_cfg=eval_cfg,
-                     aug_cfg=aug_cfg, seed=seed, flip=flip, probes=probes, probe_flip=probe_flip,
-                     group_by=group_by, keep_models=keep_models, device=device, quiet=quiet,
-                     cache=cache, engine=engine)
+    proto = _protocol(test, net_cfg=net_cfg, eval_cfg=eval_cfg, aug_cfg=aug_cfg, flip=flip,
+                      probes=probes, probe_flip=probe_flip, group_by=group_by, device=device,
+                      quiet=quiet, engine=engine, record_every=record_every)
+    return _evaluate("evaluate", syn.images, syn.labels, _digest(syn), seed, proto, keep_models, cache)
 
 
-def evaluate_many(sets: Sequence[SyntheticSet], test: Any, *, net_cfg: NetConfig,
-                  eval_cfg: EvalConfig, aug_cfg: AugConfig = AugConfig(),
-                  seeds: Sequence[int] | None = None, flip: bool,
-                  probes: Mapping[str, Any] | None = None, probe_flip: bool = False,
-                  group_by: str | None = None, device: str | torch.device = "auto",
-                  quiet: bool | None = None, cache: bool = True, engine: str = "auto"
-                  ) -> list[EvalResult]:
+def evaluate_many(sets: Sequence[SyntheticSet], test: Any, *, seeds: Sequence[int] | None = None,
+                  cache: bool = True, **protocol: Any) -> list[EvalResult]:
     """:func:`evaluate` of every set (``seeds[i]`` for set i; default 0), trained in one batched call.
 
+    ``protocol``: :func:`evaluate`'s keyword arguments (``net_cfg``,
+    ``eval_cfg``, ``aug_cfg``, ``flip``, ``probes``, ...; not ``keep_models``).
     The sets are pooled and model j of set i trains on set i's rows with the
     key ``(seeds[i], j)``, exactly as ``evaluate(sets[i], seed=seeds[i])``
-    would train it, so the results are those of separate calls and are
-    cached under their keys: a later :func:`evaluate` of one set is a cache hit.
+    would train it (hard and soft labels in separate pools, so the arithmetic
+    is the same too): the results are those of separate calls and are cached
+    under their keys, so a later :func:`evaluate` of one set is a cache hit.
     """
     seeds = [0] * len(sets) if seeds is None else list(seeds)
     if len(seeds) != len(sets) or not sets:
         raise ValueError(f"{len(sets)} sets but {len(seeds)} seeds; pass one seed per set.")
     for syn in sets:
         _num_classes(syn, test)
-    common = dict(net_cfg=net_cfg, eval_cfg=eval_cfg, aug_cfg=aug_cfg, flip=flip, probes=probes,
-                  probe_flip=probe_flip, group_by=group_by, keep_models=False, device=device,
-                  quiet=quiet, engine=engine)
-    trained: dict[int, tuple[TrainedModels, float]] = {}
-    if cache:
-        missing = [i for i, (syn, s) in enumerate(zip(sets, seeds))
-                   if not _is_cached(syn, test, s, common)]
-    else:
-        missing = list(range(len(sets)))
-    for soft in (False, True):  # hard and soft labels train in separate pools (same arithmetic as alone)
-        group = [i for i in missing if sets[i].soft == soft]
-        if group:
-            trained |= _train_pooled([sets[i] for i in group], group, [seeds[i] for i in group],
-                                     test.num_classes, common)
-    results = []
-    for i, (syn, s) in enumerate(zip(sets, seeds)):
-        results.append(_evaluate_trained(syn, test, s, trained.get(i), cache, common))
-    return results
-
-
-def _is_cached(syn: SyntheticSet, test: Any, seed: int, common: dict[str, Any]) -> bool:
-    from .artifacts import ArtifactStore, artifact_key
-
-    parts = _eval_key_parts(syn, test, seed, common)
-    return ArtifactStore().path("eval", artifact_key("eval", parts, code=CODE)).is_file()
-
-
-def _eval_key_parts(syn: SyntheticSet, test: Any, seed: int, common: dict[str, Any]) -> dict[str, Any]:
-    probe_sets = _probe_sets(common["probes"], common["group_by"], test)
-    return _train_parts("evaluate", _set_id(syn), common["net_cfg"], common["eval_cfg"],
-                        common["aug_cfg"], seed, common["flip"]) | {
-        "test": test.digest(), "probe_flip": common["probe_flip"], "group_by": common["group_by"],
-        "probes": {name: _digest(s) for name, s in probe_sets.items()}}
-
-
-def _train_pooled(sets: list[SyntheticSet], ids: list[int], seeds: list[int], num_classes: int,
-                  common: dict[str, Any]) -> dict[int, tuple[TrainedModels, float]]:
-    """One :func:`train_models` call for all ``sets``: pooled rows, a members mask, per-set keys.
-
-    Returns each set's models and its share of the training time.
-    """
-    start = time.perf_counter()
-    eval_cfg: EvalConfig = common["eval_cfg"]
-    sizes = [len(syn) for syn in sets]
-    images = torch.cat([syn.images for syn in sets])
-    labels = torch.cat([syn.labels for syn in sets])
-    owner = torch.arange(len(sets)).repeat_interleave(torch.tensor(sizes))
-    m = eval_cfg.n_models
-    members = (owner[None, :] == torch.arange(len(sets)).repeat_interleave(m)[:, None])
-    keys = [(s, j) for s in seeds for j in range(m)]
-    models = train_models(images, labels, net_cfg=common["net_cfg"], eval_cfg=eval_cfg,
-                          num_classes=num_classes, members=members, model_keys=keys,
-                          aug=_make_aug(eval_cfg, common["aug_cfg"], common["flip"]),
-                          engine=common["engine"], device=resolve_device(common["device"]),
-                          quiet=common["quiet"])
-    share = (time.perf_counter() - start) / len(sets)
-    return {i: (models.select(list(range(j * m, (j + 1) * m))), share) for j, i in enumerate(ids)}
-
-
-def _evaluate_trained(syn: SyntheticSet, test: Any, seed: int,
-                      trained: tuple[TrainedModels, float] | None, cache: bool,
-                      common: dict[str, Any]) -> EvalResult:
-    """The cached evaluate() result of ``syn``, computed from already trained models if given."""
-    if trained is None:
-        return evaluate(syn, test, seed=seed, cache=cache, **common)
-    models, train_seconds = trained
-    eval_cfg: EvalConfig = common["eval_cfg"]
-    probe_sets = _probe_sets(common["probes"], common["group_by"], test)
-    dev = resolve_device(common["device"])
-
-    def compute() -> dict[str, Any]:
+    if protocol.get("record_every") or protocol.get("keep_models"):
+        raise ValueError("evaluate_many keeps no models; use evaluate(..., keep_models=True).")
+    proto = _protocol(test, **protocol)
+    keys = [proto.parts("evaluate", _digest(syn), seed) for syn, seed in zip(sets, seeds)]
+    store = ArtifactStore()
+    done = {i: store.load("eval", artifact_key("eval", key, code=CODE)) if cache else None
+            for i, key in enumerate(keys)}
+    results: dict[int, EvalResult] = {i: EvalResult.from_dict(d) for i, d in done.items() if d}
+    for soft in (False, True):
+        todo = [i for i in range(len(sets)) if i not in results and sets[i].soft == soft]
+        if not todo:
+            continue
         start = time.perf_counter()
-        answers = _answers(models, test, probe_sets, common["probe_flip"], common["group_by"],
-                           eval_cfg.test_batch_size)
-        meta = _meta("evaluate", common["net_cfg"], eval_cfg, common["aug_cfg"], seed,
-                     common["flip"], dev, len(syn), models.engine) | {"pooled": True}
-        return {"seconds": train_seconds + time.perf_counter() - start, "meta": meta, **answers}
+        models = _train_pooled([sets[i] for i in todo], [seeds[i] for i in todo], proto)
+        share = (time.perf_counter() - start) / len(todo)
+        for j, i in enumerate(todo):
+            answers = proto.answers(models[j], "evaluate", seeds[i], len(sets[i]), share)
+            answers["meta"]["pooled"] = True
+            if cache:
+                store.save("eval", artifact_key("eval", keys[i], code=CODE), answers)
+            results[i] = EvalResult.from_dict(answers)
+    return [results[i] for i in range(len(sets))]
 
-    parts = _eval_key_parts(syn, test, seed, common)
-    return EvalResult.from_dict(cached("eval", parts, compute, code=CODE, enabled=cache))
+
+def _train_pooled(sets: list[SyntheticSet], seeds: list[int], proto: _Protocol) -> list[TrainedModels]:
+    """One :func:`train_models` call for all ``sets``: pooled rows, a members mask, per-set keys."""
+    sizes = torch.tensor([len(syn) for syn in sets])
+    owner = torch.arange(len(sets)).repeat_interleave(sizes)
+    m = proto.eval_cfg.n_models
+    members = owner[None, :] == torch.arange(len(sets)).repeat_interleave(m)[:, None]
+    models = proto.train(torch.cat([syn.images for syn in sets]),
+                         torch.cat([syn.labels for syn in sets]), members=members,
+                         model_keys=[(s, j) for s in seeds for j in range(m)])
+    return [models.select(list(range(j * m, (j + 1) * m))) for j in range(len(sets))]
 
 
 def evaluate_loop(syn: SyntheticSet, test: Any, *, net_cfg: NetConfig, eval_cfg: EvalConfig,
@@ -342,10 +317,12 @@ def evaluate_loop(syn: SyntheticSet, test: Any, *, net_cfg: NetConfig, eval_cfg:
     """:func:`evaluate` one model at a time with ``nn.Module`` + ``torch.optim.SGD`` (same numbers)."""
     num_classes = _num_classes(syn, test)
     dev = resolve_device(device)
+    proto = _protocol(test, net_cfg=net_cfg, eval_cfg=eval_cfg, aug_cfg=aug_cfg, flip=flip,
+                      device=dev, quiet=quiet)
 
     def compute() -> dict[str, Any]:
         start = time.perf_counter()
-        aug = _make_aug(eval_cfg, aug_cfg, flip)
+        aug = proto.aug()
         test_images, test_labels = test.images.to(dev), test.labels.to(dev)
         accs = []
         for k in range(eval_cfg.n_models):
@@ -355,11 +332,10 @@ def evaluate_loop(syn: SyntheticSet, test: Any, *, net_cfg: NetConfig, eval_cfg:
             with torch.no_grad():
                 preds = torch.cat([net(x).argmax(1) for x in test_images.split(eval_cfg.test_batch_size)])
             accs.append((preds == test_labels).float().mean())
-        meta = _meta("loop", net_cfg, eval_cfg, aug_cfg, seed, flip, dev, len(syn), "loop")
+        meta = {"kind": "loop", "seed": seed, "device": str(dev), "n_train": len(syn)}
         return {"accs": torch.stack(accs), "seconds": time.perf_counter() - start, "meta": meta}
 
-    parts = _train_parts("evaluate_loop", _set_id(syn), net_cfg, eval_cfg, aug_cfg, seed,
-                         flip) | {"test": test.digest()}
+    parts = proto.parts("evaluate_loop", _digest(syn), seed)
     return EvalResult.from_dict(cached("eval", parts, compute, code=CODE, enabled=cache))
 
 
@@ -392,18 +368,23 @@ def train_full(real: Any, test: Any, *, net_cfg: NetConfig, eval_cfg: EvalConfig
 
     ``flip`` defaults to ``real.flip_ok``. Only one minibatch per model is
     gathered at a time, so the data is held once whatever ``n_models`` is.
-    ``questions``: ``probes``, ``probe_flip``, ``group_by``, ``keep_models`` as for :func:`evaluate`.
+    ``questions``: ``probes``, ``probe_flip``, ``group_by``, ``keep_models``, ``record_every``
+    as for :func:`evaluate` (``keep_models=True, record_every=k``: an expert trajectory, cached).
     """
     flip = real.flip_ok if flip is None else flip
     if real.num_classes != test.num_classes:
         raise ValueError(f"train set has {real.num_classes} classes, test set {test.num_classes}.")
-    options = {"probes": None, "probe_flip": False, "group_by": None, "keep_models": False}
+    options = {"probes": None, "probe_flip": False, "group_by": None, "keep_models": False,
+               "record_every": None}
     unknown = set(questions) - set(options)
     if unknown:
         raise ValueError(f"train_full got unknown arguments {sorted(unknown)}; it takes {sorted(options)}.")
-    return _evaluate("train_full", real.images, real.labels, real.digest(), test, net_cfg=net_cfg,
-                     eval_cfg=eval_cfg, aug_cfg=aug_cfg, seed=seed, flip=flip, device=device,
-                     quiet=quiet, cache=cache, engine=engine, **(options | questions))
+    options |= questions
+    keep_models = options.pop("keep_models")
+    proto = _protocol(test, net_cfg=net_cfg, eval_cfg=eval_cfg, aug_cfg=aug_cfg, flip=flip,
+                      device=device, quiet=quiet, engine=engine, **options)
+    return _evaluate("train_full", real.images, real.labels, real.digest(), seed, proto,
+                     keep_models, cache)
 
 
 __all__ = [

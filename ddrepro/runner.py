@@ -15,6 +15,7 @@ parameters; the record of the last run sits beside the executed copy as
 ``<name>.run.json``. An executed copy is written to a temporary file and
 renamed into place, so ``kill -9`` never leaves half a notebook that looks done.
 
+Which chapters exist and which parameters they take is :mod:`ddrepro.chapters`.
 Inside the kernel, ``$DDREPRO_SCORECARD`` says where the chapter's scorecard
 JSON goes and ``$DDREPRO_STAGE`` where the stage is (the scorecard page reads
 every chapter's JSON from there).
@@ -22,7 +23,6 @@ every chapter's JSON from there).
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import hashlib
 import json
@@ -33,267 +33,20 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
-
-import yaml
+from typing import Any, Iterator, Mapping
 
 from .artifacts import atomic_write_bytes, source_hash
+from .chapters import (
+    Page, UserError, check_data, fetch_data, notebook_source, notebooks, profile_datasets,
+    resolve_params, site_dir, stage_dir,
+)
 from .scorecard import ENV_PATH as ENV_SCORECARD
 from .scorecard import SUFFIX as SCORECARD_SUFFIX
 
-ENV_BUILD = "DDREPRO_BUILD"
 ENV_STAGE = "DDREPRO_STAGE"
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
 BOOK_DIR = "book"
 RUN_SUFFIX = ".run.json"
-
-
-class UserError(ValueError):
-    """A mistake in what the user asked for; the CLI prints it as one line, exit code 2."""
-
-
-# --------------------------------------------------------------------------- book layout
-
-def find_root(start: str | Path | None = None) -> Path:
-    """The book's root: the nearest directory at or above ``start`` (default: cwd) with ``_toc.yml``."""
-    here = Path(start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / "_toc.yml").is_file():
-            return candidate
-    package_root = Path(__file__).resolve().parent.parent
-    if (package_root / "_toc.yml").is_file():
-        return package_root
-    raise UserError(f"no _toc.yml at or above {str(here)!r}; run ddrepro from the book's repository.")
-
-
-def build_dir(root: Path, override: str | Path | None = None) -> Path:
-    """``override``, else ``$DDREPRO_BUILD``, else ``<root>/_build``."""
-    chosen = override or os.environ.get(ENV_BUILD) or root / "_build"
-    return Path(chosen).expanduser().resolve()
-
-
-def stage_dir(build: Path) -> Path:
-    return build / "stage"
-
-
-def site_dir(build: Path) -> Path:
-    """Where jupyter-book writes the html (it always appends ``_build/html``)."""
-    return build / "_build" / "html"
-
-
-@dataclass(frozen=True)
-class Page:
-    """One ``file:`` entry of ``_toc.yml``: ``rel`` as written there, ``source`` the file it names."""
-
-    rel: str
-    source: Path
-
-    @property
-    def stem(self) -> str:
-        return self.source.stem
-
-    @property
-    def is_notebook(self) -> bool:
-        return self.source.suffix == ".ipynb"
-
-    def staged(self, stage: Path) -> Path:
-        return stage / Path(self.rel).with_suffix(self.source.suffix)
-
-
-def _toc_files(node: Any) -> Iterator[str]:
-    """Every ``file`` in a jb-book toc, depth first, in reading order."""
-    if isinstance(node, dict):
-        if "root" in node:
-            yield str(node["root"])
-        if "file" in node:
-            yield str(node["file"])
-        for key in ("parts", "chapters", "sections"):
-            for child in node.get(key, []) or []:
-                yield from _toc_files(child)
-    elif isinstance(node, list):
-        for child in node:
-            yield from _toc_files(child)
-
-
-def _resolve_page(root: Path, rel: str) -> Path:
-    base = root / rel
-    if base.suffix in (".md", ".ipynb") and base.is_file():
-        return base
-    for suffix in (".ipynb", ".md"):
-        if base.with_suffix(suffix).is_file():
-            return base.with_suffix(suffix)
-    raise UserError(f"_toc.yml lists {rel!r} but no {rel}.md or {rel}.ipynb exists; fix _toc.yml.")
-
-
-def pages(root: Path) -> list[Page]:
-    """All pages of the book in ``_toc.yml`` order."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    entries = [str(Path(rel).with_suffix("")) if Path(rel).suffix in (".md", ".ipynb") else rel
-               for rel in _toc_files(toc)]
-    return [Page(rel, _resolve_page(root, rel)) for rel in entries]
-
-
-def notebooks(root: Path) -> list[Page]:
-    """The pages that papermill executes, in ``_toc.yml`` order."""
-    return [p for p in pages(root) if p.is_notebook]
-
-
-def resolve_chapter(name: str, root: Path) -> Page:
-    """A notebook by stem (``data``), toc path (``book/data``) or file path (``book/data.ipynb``)."""
-    chapters = notebooks(root)
-    wanted = str(Path(name).with_suffix("")) if name.endswith(".ipynb") else name
-    try:
-        as_path = str(Path(name).resolve().relative_to(root).with_suffix(""))
-    except ValueError:
-        as_path = None
-    for page in chapters:
-        if wanted in (page.stem, page.rel) or as_path == page.rel:
-            return page
-    known = ", ".join(p.stem for p in chapters) or "none"
-    raise UserError(f"unknown chapter {name!r}; known chapters: {known} (see `ddrepro run --list`).")
-
-
-# --------------------------------------------------------------------------- parameters
-
-def notebook_source(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
-
-
-def parameters_cell(nb: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The first code cell tagged ``parameters`` (papermill's convention), if any."""
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
-            return cell
-    return None
-
-
-def notebook_parameters(path: Path) -> dict[str, Any]:
-    """Names and literal defaults assigned in the notebook's ``parameters`` cell."""
-    cell = parameters_cell(notebook_source(path))
-    if cell is None:
-        return {}
-    source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-    found: dict[str, Any] = {}
-    for node in ast.parse(source).body:
-        targets = node.targets if isinstance(node, ast.Assign) else (
-            [node.target] if isinstance(node, ast.AnnAssign) and node.value is not None else [])
-        for target in targets:
-            if isinstance(target, ast.Name):
-                try:
-                    found[target.id] = ast.literal_eval(node.value)
-                except ValueError:
-                    found[target.id] = None  # not a literal: any value type is accepted
-    return found
-
-
-def parse_value(text: str) -> Any:
-    """A command-line value read as a YAML scalar/list: ``3``, ``0.5``, ``true``, ``[1, 10]``, ``cpu``."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
-def split_params(pairs: Sequence[tuple[str, str]], defaults: Mapping[str, Any]) -> tuple[dict, dict]:
-    """``-p key value`` pairs -> (notebook parameters, dotted profile overrides)."""
-    from dataclasses import fields
-
-    from .profiles import Profile
-
-    profile_fields = {f.name for f in fields(Profile)} - {"name"}
-    params: dict[str, Any] = {}
-    overrides: dict[str, Any] = {}
-    for key, raw in pairs:
-        value = parse_value(raw)
-        if key in defaults:
-            params[key] = value
-        elif "." in key or key in profile_fields:  # profile fields: ``dm.steps``, ``ipcs``
-            overrides[key] = value
-        else:
-            names = ", ".join(sorted(defaults)) or "none"
-            raise UserError(
-                f"unknown parameter {key!r}; notebook parameters: {names}; "
-                "profile fields are dotted keys such as dm.steps (or ipcs, methods)."
-            )
-    return params, overrides
-
-
-def _type_ok(value: Any, default: Any) -> bool:
-    if default is None:
-        return True
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, (list, tuple)):
-        return isinstance(value, (list, tuple))
-    return isinstance(value, type(default))
-
-
-def resolve_params(page: Page, profile: str | None, pairs: Sequence[tuple[str, str]],
-                   quiet: bool) -> dict[str, Any]:
-    """The full parameter set a notebook is run with, validated before any kernel starts."""
-    from .profiles import get_profile
-    from .runtime import resolve_device
-
-    defaults = notebook_parameters(page.source)
-    params, overrides = split_params(pairs, defaults)
-    for key, value in params.items():
-        if not _type_ok(value, defaults[key]):
-            raise UserError(
-                f"parameter {key!r} = {value!r} has type {type(value).__name__}; "
-                f"{page.stem} expects {type(defaults[key]).__name__} (default {defaults[key]!r})."
-            )
-    if profile is not None:
-        params["profile"] = profile
-    if overrides:
-        params["overrides"] = {**params.get("overrides", defaults.get("overrides") or {}), **overrides}
-    if quiet and "quiet" in defaults:
-        params["quiet"] = True
-    device = params.get("device", defaults.get("device", "auto"))
-    try:
-        get_profile(params.get("profile", defaults.get("profile", "cpu")),
-                    params.get("overrides", defaults.get("overrides") or {}))
-        resolve_device(device)
-    except ValueError as err:
-        raise UserError(str(err)) from None
-    except RuntimeError:  # torch's parser rejects unknown device strings this way
-        raise UserError(f"device {device!r} is not a torch device; use 'auto', 'cpu' or 'cuda'.") from None
-    return params
-
-
-def profile_datasets(params: Mapping[str, Any]) -> tuple[str, ...]:
-    from .profiles import get_profile
-
-    prof = get_profile(params.get("profile", "cpu"), params.get("overrides") or {})
-    return tuple(prof.data.datasets)
-
-
-def check_data(names: Sequence[str]) -> None:
-    """Fail before the kernel starts when a dataset the run needs is not on disk."""
-    try:
-        from .data import status
-    except ImportError:  # no data layer installed: nothing to check against
-        return
-    for entry in status():
-        if entry.get("name") in names and not entry.get("present"):
-            raise UserError(
-                f"dataset {entry['name']!r} is missing at {entry.get('path')}; "
-                f"run `ddrepro data fetch {entry['name']}` (or set DDREPRO_DATA)."
-            )
-
-
-def fetch_data(names: Sequence[str] | None = None, *, quiet: bool = False) -> Any:
-    """``ddrepro.data.fetch``, with its failures (offline, bad checksum) as one-line user errors."""
-    from .data import fetch
-
-    try:
-        return fetch(list(names) if names else None, quiet=quiet)
-    except (OSError, RuntimeError, ValueError) as err:
-        lines = str(err).strip().splitlines() or [type(err).__name__]
-        raise UserError(f"data fetch failed: {lines[-1]}") from None
 
 
 # --------------------------------------------------------------------------- execution
@@ -544,8 +297,6 @@ def run_book(root: Path, build: Path, *, profile: str, quiet: bool = False,
 
 
 __all__ = [
-    "Page", "UserError", "RunResult", "Failure", "BuildResult", "find_root", "build_dir",
-    "stage_dir", "site_dir", "pages", "notebooks", "resolve_chapter", "notebook_parameters",
-    "parse_value", "split_params", "resolve_params", "check_data", "execute", "is_up_to_date",
+    "RunResult", "Failure", "BuildResult", "execute", "is_up_to_date", "record_path", "run_key",
     "stage_sources", "build_site", "run_book",
 ]

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from ddrepro import cli, runner
+from ddrepro import chapters, cli, runner
 from ddrepro.profiles import get_profile
 
 from .conftest import REPO
@@ -69,18 +69,18 @@ def test_list_shows_toc_notebooks_in_order(ddrepro_cli):
     done = ddrepro_cli("run", "--list")
     assert done.returncode == 0, done.stderr
     listed = [line.split()[1] for line in done.stdout.strip().splitlines()]
-    assert listed == [p.rel for p in runner.notebooks(REPO)]
+    assert listed == [p.rel for p in chapters.notebooks(REPO)]
     assert "book/data" in listed
 
 
 # ----------------------------------------------------------------------------- in-process pieces
 
 def test_toc_pages_follow_the_toc_and_exist():
-    pages = runner.pages(REPO)
+    pages = chapters.pages(REPO)
     rels = [p.rel for p in pages]
     assert rels[0] == "book/intro"
-    chapters = [r.split("/")[1] for r in rels if re.match(r"book/0\d_", r)]
-    in_order = list(dict.fromkeys(chapters))  # chapter folders by first appearance
+    folders = [r.split("/")[1] for r in rels if re.match(r"book/0\d_", r)]
+    in_order = list(dict.fromkeys(folders))  # chapter folders by first appearance
     assert in_order == sorted(in_order) and len(in_order) == 5
     assert all(p.source.is_file() for p in pages)
 
@@ -90,26 +90,26 @@ def test_toc_pages_follow_the_toc_and_exist():
     ("cpu", "cpu"), ("null", None), ("{a: 1}", {"a": 1}),
 ])
 def test_values_parse_like_yaml(text, value):
-    assert runner.parse_value(text) == value
+    assert chapters.parse_value(text) == value
 
 
 def test_params_split_between_notebook_and_overrides():
-    params, overrides = runner.split_params(
+    params, overrides = chapters.split_params(
         [("seed", "3"), ("dm.steps", "5"), ("eval.n_models", "2")], {"seed": 0, "profile": "cpu"})
     assert params == {"seed": 3}
     assert overrides == {"dm.steps": 5, "eval.n_models": 2}
 
 
 def test_resolved_params_validate_and_merge_overrides():
-    page = runner.resolve_chapter("data", REPO)
-    params = runner.resolve_params(page, "smoke", [("dm.steps", "7"), ("seed", "2")], quiet=True)
+    page = chapters.resolve_chapter("data", REPO)
+    params = chapters.resolve_params(page, "smoke", [("dm.steps", "7"), ("seed", "2")], quiet=True)
     assert params == {"seed": 2, "profile": "smoke", "overrides": {"dm.steps": 7}, "quiet": True}
     assert get_profile(params["profile"], params["overrides"]).dm.steps == 7
 
 
 @pytest.mark.parametrize("name", ["data", "book/data", "book/data.ipynb", str(REPO / "book" / "data.ipynb")])
 def test_chapter_found_by_stem_toc_path_or_file(name):
-    assert runner.resolve_chapter(name, REPO).rel == "book/data"
+    assert chapters.resolve_chapter(name, REPO).rel == "book/data"
 
 
 def _fake_executed(page, stage, params, status="ok"):
@@ -121,7 +121,7 @@ def _fake_executed(page, stage, params, status="ok"):
 
 
 def test_up_to_date_only_when_notebook_source_and_params_match(tmp_path):
-    page = runner.resolve_chapter("data", REPO)
+    page = chapters.resolve_chapter("data", REPO)
     params = {"profile": "smoke", "seed": 0}
     assert not runner.is_up_to_date(page, params, tmp_path)
     _fake_executed(page, tmp_path, params)
@@ -133,7 +133,7 @@ def test_up_to_date_only_when_notebook_source_and_params_match(tmp_path):
 
 
 def test_scorecard_page_reruns_when_a_chapter_adds_rows(tmp_path):
-    page = runner.resolve_chapter("scorecard", REPO)
+    page = chapters.resolve_chapter("scorecard", REPO)
     params = {"profile": "smoke"}
     _fake_executed(page, tmp_path, params)
     assert runner.is_up_to_date(page, params, tmp_path)

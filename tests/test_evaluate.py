@@ -362,3 +362,19 @@ def test_evaluate_many_equals_separate_evaluations_and_shares_their_cache(monkey
     assert torch.equal(hit.accs, many[1].accs)
     with pytest.raises(ValueError, match="one seed per set"):
         ev.evaluate_many(sets, test, seeds=[0], **kw)
+
+
+def test_an_expert_trajectory_is_a_cached_artifact(monkeypatch, tmp_path):
+    monkeypatch.setenv("DDREPRO_CACHE", str(tmp_path))
+    train = as_imagedata(*toy(n_per_class=4))
+    test = as_imagedata(*toy(n_per_class=3, seed=1))
+    cfg = EvalConfig(epochs=2, batch_size=8, n_models=1, dsa=False)
+    kw = dict(net_cfg=NET, eval_cfg=cfg, keep_models=True, record_every=1, device="cpu", quiet=True)
+    expert = train_full(train, test, **kw).models
+    assert len(expert.trajectory) == 5                   # step 0 + 2 epochs x 2 batches
+    monkeypatch.setattr(ev, "train_models", lambda *a, **k: pytest.fail("retrained"))
+    again = train_full(train, test, **kw).models
+    for name in expert.params:
+        assert torch.equal(again.params_at(2)[name], expert.params_at(2)[name])
+    with pytest.raises(ValueError, match="keep_models=True"):
+        train_full(train, test, **(kw | {"keep_models": False}))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -273,7 +272,6 @@ def test_sharded_cli_and_ray_leave_identical_artifacts(ray_cluster, monkeypatch,
     Both sides run each job with one torch thread: PyTorch does not promise
     bitwise-equal results across thread counts, so the comparison pins it.
     """
-    start = time.perf_counter()
     lines = run_shards(tmp_path / "A", 2, ["--profile", "smoke", "-p", "methods", "[random, dm]",
                                            "--cpus-per-job", "1", "--quiet"])
     assert lines[0].startswith("precompute does_it_work: 5 of 10 jobs run (shard 0/2, local)")
@@ -296,7 +294,6 @@ def test_sharded_cli_and_ray_leave_identical_artifacts(ray_cluster, monkeypatch,
     assert files == artifact_files(tmp_path / "B") and len(files) == 18
     for name in sorted(files):
         assert_same_artifact(load_torch(tmp_path / "A" / name), load_torch(tmp_path / "B" / name), name)
-    assert time.perf_counter() - start < 120
 
 
 @pytest.mark.slow

@@ -7,11 +7,11 @@ import subprocess
 
 import pytest
 
-from ddrepro import runner
+from ddrepro import chapters, runner
 
 from .conftest import REPO
 
-NOTEBOOKS = runner.notebooks(REPO)
+NOTEBOOKS = chapters.notebooks(REPO)
 
 
 def tracked_notebooks() -> list:
@@ -37,7 +37,7 @@ def test_first_code_cell_is_the_parameters_cell(path):
     nb = json.loads(path.read_text())
     first = next(c for c in nb["cells"] if c["cell_type"] == "code")
     assert "parameters" in first["metadata"].get("tags", []), f"{path.name}: tag the first code cell"
-    params = runner.notebook_parameters(path)
+    params = chapters.notebook_parameters(path)
     assert params.get("profile") == "cpu", f"{path.name}: first cell must set profile = \"cpu\""
     for name, default in (("overrides", {}), ("seed", 0), ("device", "auto"), ("quiet", False)):
         assert params.get(name) == default, f"{path.name}: {name} default"
@@ -59,7 +59,7 @@ def test_notebook_executes_at_smoke_through_the_runner(ddrepro_cli, book_data, s
     done = ddrepro_cli("run", page.rel, "--profile", "smoke", "--quiet",
                        "--build-dir", str(smoke_build), timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    executed = json.loads(page.staged(runner.stage_dir(smoke_build)).read_text())
+    executed = json.loads(page.staged(chapters.stage_dir(smoke_build)).read_text())
     code = [c for c in executed["cells"] if c["cell_type"] == "code"]
     assert all(c["execution_count"] is not None for c in code)
     errors = [o for c in code for o in c["outputs"] if o["output_type"] == "error"]
@@ -67,7 +67,7 @@ def test_notebook_executes_at_smoke_through_the_runner(ddrepro_cli, book_data, s
     injected = [c for c in code if "injected-parameters" in c["metadata"].get("tags", [])]
     assert injected and 'profile = "smoke"' in "".join(injected[0]["source"])
     # a second run with the same inputs is skipped (unless the package source changed meanwhile)
-    record = runner.record_path(page, runner.stage_dir(smoke_build))
+    record = runner.record_path(page, chapters.stage_dir(smoke_build))
     before = json.loads(record.read_text())["key"]
     again = ddrepro_cli("run", page.rel, "--profile", "smoke", "--quiet",
                         "--build-dir", str(smoke_build))

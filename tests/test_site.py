@@ -18,7 +18,7 @@ from urllib.parse import urldefrag, urlparse
 
 import pytest
 
-from ddrepro import runner
+from ddrepro import chapters
 
 from .conftest import REPO
 
@@ -41,13 +41,13 @@ def test_book_builds_clean(site):
     build, done = site
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "site built with 0 warnings" in done.stdout
-    assert (runner.site_dir(build) / "index.html").is_file()
+    assert (chapters.site_dir(build) / "index.html").is_file()
 
 
 def test_no_external_script_link_or_img(site):
     build, _ = site
     offenders = {}
-    for page in runner.site_dir(build).rglob("*.html"):
+    for page in chapters.site_dir(build).rglob("*.html"):
         found = [m.group(0) for m in EXTERNAL_ASSET.finditer(page.read_text(errors="replace"))]
         if found:
             offenders[str(page)] = found[:3]
@@ -58,7 +58,7 @@ def test_no_external_script_link_or_img(site):
 def server(site):
     build, done = site
     assert done.returncode == 0, "the site did not build"
-    handler = functools.partial(_QuietHandler, directory=str(runner.site_dir(build)))
+    handler = functools.partial(_QuietHandler, directory=str(chapters.site_dir(build)))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -88,7 +88,7 @@ def browser(tmp_path_factory):
 
 
 def toc_urls(base: str) -> list[str]:
-    return [f"{base}/{page.rel}.html" for page in runner.pages(REPO)]
+    return [f"{base}/{page.rel}.html" for page in chapters.pages(REPO)]
 
 
 def visit(browser, url: str):

@@ -123,6 +123,7 @@ def run(ctx: Context, syn_images: torch.Tensor, syn_labels: torch.Tensor):
     return distribution_matching_run(
         ctx, syn_images, syn_labels, loss, steps=cfg.steps, batch_real=cfg.batch_real,
         lr_img=cfg.lr_img, momentum=cfg.momentum, dsa=cfg.dsa, real_weights=ctx.real_weights,
+        compile_embed=cfg.compile,
     )
 
 

@@ -72,7 +72,6 @@ def test_an_interrupted_run_resumes_to_the_same_result(cache, monkeypatch, metho
     assert saved_at == [2, 4] and list((cache / tracking.STATE_KIND).glob("*.pt"))
     monkeypatch.setattr(tracking.Resume, "save", original_save)
     steps_run = []
-    original_steps = type(real)  # placeholder to keep names short below
     from ddrepro.condense.base import Context
 
     real_steps = Context.steps
@@ -89,7 +88,6 @@ def test_an_interrupted_run_resumes_to_the_same_result(cache, monkeypatch, metho
     assert torch.equal(resumed.labels, uninterrupted.labels)
     assert torch.equal(resumed.history["bary_dist"], uninterrupted.history["bary_dist"])
     assert not list((cache / tracking.STATE_KIND).glob("*.pt"))   # cleaned up once cached
-    del original_steps
 
 
 def test_a_killed_long_condensation_resumes_at_its_last_state(tmp_path):
