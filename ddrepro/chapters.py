@@ -1,8 +1,15 @@
 """The book's chapters: where they are (``_toc.yml``) and the parameters they take.
 
-A chapter is a notebook listed in ``_toc.yml``; its first code cell, tagged
-``parameters`` (papermill's convention), holds its defaults (``profile``,
-``overrides``, ``seed``, ...). :func:`resolve_params` turns ``-p KEY VALUE``
+A chapter is a notebook listed in ``_toc.yml``, written as a *MyST Markdown
+notebook* (a ``.md`` file with a jupytext header, the QuantEcon lectures'
+format): text and code cells in plain Markdown, so a changed chapter reads as
+an ordinary diff in review, and no outputs can be committed by mistake.
+JupyterLab opens it as a notebook (jupytext), jupyter-book renders the
+executed copy, and papermill executes a copy converted to ``.ipynb``
+(:mod:`ddrepro.runner`). Plain ``.ipynb`` chapters still work.
+
+Its first code cell, tagged ``parameters`` (papermill's convention), holds its
+defaults (``profile``, ``overrides``, ``seed``, ...). :func:`resolve_params` turns ``-p KEY VALUE``
 pairs from the command line into notebook parameters and dotted profile
 overrides and validates them all, so a mistake is one line before any
 kernel starts. :mod:`ddrepro.runner` executes and renders what this module finds.
@@ -68,10 +75,25 @@ class Page:
 
     @property
     def is_notebook(self) -> bool:
-        return self.source.suffix == ".ipynb"
+        return is_notebook_file(self.source)
 
     def staged(self, stage: Path) -> Path:
-        return stage / Path(self.rel).with_suffix(self.source.suffix)
+        """Where the page lies in the stage; an executed notebook is always an ``.ipynb``."""
+        return stage / Path(self.rel).with_suffix(".ipynb" if self.is_notebook else self.source.suffix)
+
+
+def is_notebook_file(path: Path) -> bool:
+    """An ``.ipynb``, or a ``.md`` whose YAML front matter declares a jupytext notebook."""
+    path = Path(path)
+    if path.suffix == ".ipynb":
+        return True
+    if path.suffix != ".md" or not path.is_file():
+        return False
+    text = path.read_text()
+    if not text.startswith("---\n"):
+        return False
+    front = yaml.safe_load(text[4:text.find("\n---", 4)]) or {}
+    return isinstance(front, dict) and ("jupytext" in front or "kernelspec" in front)
 
 
 def _toc_files(node: Any) -> Iterator[str]:
@@ -113,9 +135,9 @@ def notebooks(root: Path) -> list[Page]:
 
 
 def resolve_chapter(name: str, root: Path) -> Page:
-    """A notebook by stem (``data``), toc path (``book/data``) or file path (``book/data.ipynb``)."""
+    """A notebook by stem (``data``), toc path (``book/data``) or file path (``book/data.md``)."""
     chapters = notebooks(root)
-    wanted = str(Path(name).with_suffix("")) if name.endswith(".ipynb") else name
+    wanted = str(Path(name).with_suffix("")) if name.endswith((".ipynb", ".md")) else name
     try:
         as_path = str(Path(name).resolve().relative_to(root).with_suffix(""))
     except ValueError:
@@ -130,7 +152,13 @@ def resolve_chapter(name: str, root: Path) -> Page:
 # --------------------------------------------------------------------------- parameters
 
 def notebook_source(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
+    """The notebook at ``path`` as nbformat's dict (a MyST notebook is converted by jupytext)."""
+    path = Path(path)
+    if path.suffix == ".ipynb":
+        return json.loads(path.read_text())
+    import jupytext
+
+    return jupytext.read(path)
 
 
 def parameters_cell(nb: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -37,8 +37,8 @@ from typing import Any, Iterator, Mapping
 
 from .artifacts import atomic_write_bytes, source_hash
 from .chapters import (
-    Page, UserError, check_data, fetch_data, notebook_source, notebooks, profile_datasets,
-    resolve_params, site_dir, stage_dir,
+    Page, UserError, check_data, fetch_data, is_notebook_file, notebook_source, notebooks,
+    profile_datasets, resolve_params, site_dir, stage_dir,
 )
 from .scorecard import ENV_PATH as ENV_SCORECARD
 from .scorecard import SUFFIX as SCORECARD_SUFFIX
@@ -164,6 +164,7 @@ def execute(page: Page, params: Mapping[str, Any], stage: Path, *, quiet: bool =
     """Run one notebook into the stage with papermill, unless its executed copy is up to date."""
     import time
 
+    import nbformat
     import papermill
 
     output = page.staged(stage)
@@ -177,14 +178,18 @@ def execute(page: Page, params: Mapping[str, Any], stage: Path, *, quiet: bool =
         env["DDREPRO_QUIET"] = "1"
     failure = None
     start = time.perf_counter()
+    source = output.with_name(f".{output.stem}.source.ipynb")  # papermill reads .ipynb only
+    nbformat.write(nbformat.from_dict(notebook_source(page.source)), str(source))
     with _environ(**env):
         try:
             papermill.execute_notebook(
-                str(page.source), str(tmp), parameters=dict(params), kernel_name="python3",
+                str(source), str(tmp), parameters=dict(params), kernel_name="python3",
                 progress_bar=not quiet, cwd=str(output.parent), log_output=False,
             )
         except Exception as err:  # noqa: BLE001  (any kernel failure is reported, not raised)
             failure = _failure_from(err, tmp)
+        finally:
+            source.unlink(missing_ok=True)
     seconds = time.perf_counter() - start
     if tmp.exists():
         os.replace(tmp, output)  # failed runs too: the rendered page then shows where it broke
@@ -205,7 +210,8 @@ def stage_sources(root: Path, stage: Path) -> None:
             _copy_if_changed(root / name, stage / name)
     for path in sorted((root / BOOK_DIR).rglob("*")):
         rel = path.relative_to(root)
-        if path.is_dir() or path.suffix in (".ipynb", ".pyc") or ".ipynb_checkpoints" in rel.parts \
+        if path.is_dir() or path.suffix in (".ipynb", ".pyc") or is_notebook_file(path) \
+                or ".ipynb_checkpoints" in rel.parts \
                 or "__pycache__" in rel.parts:
             continue
         _copy_if_changed(path, stage / rel)

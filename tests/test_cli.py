@@ -107,7 +107,7 @@ def test_resolved_params_validate_and_merge_overrides():
     assert get_profile(params["profile"], params["overrides"]).dm.steps == 7
 
 
-@pytest.mark.parametrize("name", ["data", "book/data", "book/data.ipynb", str(REPO / "book" / "data.ipynb")])
+@pytest.mark.parametrize("name", ["data", "book/data", "book/data.md", str(REPO / "book" / "data.md")])
 def test_chapter_found_by_stem_toc_path_or_file(name):
     assert chapters.resolve_chapter(name, REPO).rel == "book/data"
 

@@ -20,21 +20,23 @@ def tracked_notebooks() -> list:
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "book"],
         cwd=REPO, capture_output=True, text=True, check=True,
     ).stdout.split()
-    return sorted(REPO / p for p in listed if p.endswith(".ipynb") and (REPO / p).exists())
+    return sorted(REPO / p for p in listed
+                  if (REPO / p).exists() and chapters.is_notebook_file(REPO / p))
 
 
-@pytest.mark.parametrize("path", tracked_notebooks(), ids=lambda p: str(p.relative_to(REPO)))
-def test_committed_notebook_has_no_outputs(path):
-    nb = json.loads(path.read_text())
-    for index, cell in enumerate(nb["cells"]):
-        if cell["cell_type"] == "code":
-            assert cell.get("outputs") == [], f"{path.name} cell {index} has outputs"
-            assert cell.get("execution_count") is None, f"{path.name} cell {index} has a count"
+def test_chapters_are_myst_notebooks_that_declare_the_ddrepro_kernel():
+    # The format decision (docs/notebooks.md): text notebooks, reviewable as diffs, no outputs.
+    paths = tracked_notebooks()
+    assert paths and all(p.suffix == ".md" for p in paths), [p.name for p in paths]
+    for path in paths:
+        nb = chapters.notebook_source(path)
+        assert nb["metadata"]["kernelspec"]["name"] == "ddrepro", path.name
+        assert nb["metadata"]["jupytext"]["text_representation"]["format_name"] == "myst"
 
 
 @pytest.mark.parametrize("path", tracked_notebooks(), ids=lambda p: str(p.relative_to(REPO)))
 def test_first_code_cell_is_the_parameters_cell(path):
-    nb = json.loads(path.read_text())
+    nb = chapters.notebook_source(path)
     first = next(c for c in nb["cells"] if c["cell_type"] == "code")
     assert "parameters" in first["metadata"].get("tags", []), f"{path.name}: tag the first code cell"
     params = chapters.notebook_parameters(path)
