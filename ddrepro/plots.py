@@ -19,6 +19,18 @@ import torch
 from .pixels import to_pixels
 
 
+def glue_figure(name: str, fig: plt.Figure) -> None:
+    """Glue ``fig`` under ``name`` for a ``{glue:figure}`` directive, and close it.
+
+    Without the close, the notebook's inline backend would also show the
+    figure as the cell's output, and the page would show it twice.
+    """
+    from myst_nb import glue  # the book's renderer; imported only where a chapter glues
+
+    glue(name, fig, display=False)
+    plt.close(fig)
+
+
 def set_theme() -> None:
     """One look for the whole book (seaborn's ``ticks`` style, readable sizes)."""
     sns.set_theme(context="notebook", style="ticks", palette="colorblind")
@@ -55,12 +67,14 @@ def image_grid(
     ax: plt.Axes | None = None,
     title: str | None = None,
     classes: Sequence[str] | None = None,
+    row_labels: Sequence[str] | None = None,
 ) -> plt.Axes:
     """Show ``(N, C, H, W)`` normalised images (C = 1 or 3) as one grid.
 
     With ``labels`` the images are sorted by label (stable), so that a grid of
     ``ipc`` images per class reads one class per row when ``nrow == ipc``;
     with ``classes`` as well, row labels name the class of each row's first image.
+    ``row_labels`` names the rows directly (e.g. one method per row).
     """
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] not in (1, 3):
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
@@ -89,11 +103,18 @@ def image_grid(
         ax.imshow(mosaic.permute(1, 2, 0).numpy())
     ax.set_xticks([])
     ax.set_yticks([])
-    if label_t is not None and classes is not None:
+    names = None
+    if row_labels is not None:
+        rows = math.ceil(images.shape[0] / nrow)
+        if len(row_labels) != rows:
+            raise ValueError(f"image_grid: {len(row_labels)} row_labels for {rows} rows.")
+        names = [str(r) for r in row_labels]
+    elif label_t is not None and classes is not None:
+        names = [str(classes[int(c)]) for c in label_t[::nrow].tolist()]
+    if names is not None:
         h = images.shape[2]
-        firsts = label_t[::nrow].tolist()
-        ax.set_yticks([1 + r * (h + 1) + h / 2 for r in range(len(firsts))])
-        ax.set_yticklabels([str(classes[int(c)]) for c in firsts], fontsize=8)
+        ax.set_yticks([1 + r * (h + 1) + h / 2 for r in range(len(names))])
+        ax.set_yticklabels(names, fontsize=9)
     sns.despine(ax=ax, left=True, bottom=True)
     if title:
         ax.set_title(title)

@@ -3,7 +3,8 @@
 Execution and rendering are separate steps (the QuantEcon arrangement):
 
 1. the book sources (``_config.yml``, ``_toc.yml``, ``references.bib``,
-   ``book/**``) are copied into ``<build>/stage``;
+   ``book/**``) and the package's ``.py`` files (for ``literalinclude``) are
+   copied into ``<build>/stage``;
 2. every chapter notebook listed in ``_toc.yml`` is executed by papermill into
    the same place in the stage, with the parameters of the run injected;
 3. ``jupyter-book build`` renders the stage with ``execute_notebooks: off``;
@@ -46,6 +47,9 @@ from .scorecard import SUFFIX as SCORECARD_SUFFIX
 ENV_STAGE = "DDREPRO_STAGE"
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
 BOOK_DIR = "book"
+# The package's sources are staged too, so a chapter can show the code that ran
+# with {literalinclude} ../../ddrepro/<module>.py :pyobject: <name>.
+CODE_DIR = "ddrepro"
 RUN_SUFFIX = ".run.json"
 
 
@@ -192,6 +196,7 @@ def execute(page: Page, params: Mapping[str, Any], stage: Path, *, quiet: bool =
             source.unlink(missing_ok=True)
     seconds = time.perf_counter() - start
     if tmp.exists():
+        hide_parameter_cells(tmp)
         os.replace(tmp, output)  # failed runs too: the rendered page then shows where it broke
     status = "failed" if failure else "ok"
     record = {"status": status, "key": key, "seconds": round(seconds, 2),
@@ -200,14 +205,34 @@ def execute(page: Page, params: Mapping[str, Any], stage: Path, *, quiet: bool =
     return RunResult(page, status, output, failure, seconds, dict(params))
 
 
+PARAMETER_TAGS = ("parameters", "injected-parameters")
+
+
+def hide_parameter_cells(path: Path) -> None:
+    """Tag the defaults cell and papermill's injected cell ``remove-cell`` in an executed copy.
+
+    They are plumbing, not part of the chapter's story; the chapter prints the
+    resolved profile, and its scorecard records the run's overrides.
+    """
+    nb = json.loads(Path(path).read_text())
+    for cell in nb.get("cells", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if set(tags) & set(PARAMETER_TAGS) and "remove-cell" not in tags:
+            cell.setdefault("metadata", {})["tags"] = [*tags, "remove-cell"]
+    atomic_write_bytes(Path(path), json.dumps(nb, indent=1).encode())
+
+
 # --------------------------------------------------------------------------- staging and build
 
 def stage_sources(root: Path, stage: Path) -> None:
-    """Copy the book's text sources into the stage (notebooks come from papermill)."""
+    """Copy the book's text sources and the package's ``.py`` files into the stage
+    (notebooks come from papermill)."""
     stage.mkdir(parents=True, exist_ok=True)
     for name in BOOK_FILES:
         if (root / name).is_file():
             _copy_if_changed(root / name, stage / name)
+    for path in sorted((root / CODE_DIR).rglob("*.py")):
+        _copy_if_changed(path, stage / path.relative_to(root))
     for path in sorted((root / BOOK_DIR).rglob("*")):
         rel = path.relative_to(root)
         if path.is_dir() or path.suffix in (".ipynb", ".pyc") or is_notebook_file(path) \

@@ -27,8 +27,14 @@ SUFFIX = ".scorecard.json"
 COLUMNS = ("chapter", "claim", "paper", "ours", "criterion", "verdict", "profile", "note")
 
 
+VERDICTS = ("reproduced", "not reproduced", "not checked", "not run")
+
+
 def verdict(passed: bool | None) -> str:
-    """``True`` -> reproduced, ``False`` -> not reproduced, ``None`` -> not checked."""
+    """``True`` -> reproduced, ``False`` -> not reproduced, ``None`` -> not checked.
+
+    ("not run", for a claim the run could not attempt, comes from :meth:`Scorecard.not_run`.)
+    """
     if passed is None:
         return "not checked"
     if not isinstance(passed, bool):
@@ -55,15 +61,31 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-class Scorecard:
-    """Rows ``(claim, paper, ours, criterion, verdict)`` of one chapter run at one profile."""
+def run_label(profile: str, overrides: dict[str, Any]) -> str:
+    """``cpu``, or ``cpu + dm.steps=5, ipcs=[1]`` for a run with overrides (not plain ``cpu``)."""
+    if not overrides:
+        return profile
+    return profile + " + " + ", ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
 
-    def __init__(self, chapter: str, profile: str) -> None:
+
+class Scorecard:
+    """Rows ``(claim, paper, ours, criterion, verdict)`` of one chapter run at one profile.
+
+    ``overrides``: the run's dotted profile overrides; a ``-p dm.steps 5`` run
+    is not a plain ``cpu`` run, and its scorecard says so.
+    """
+
+    def __init__(self, chapter: str, profile: str, overrides: dict[str, Any] | None = None) -> None:
         if not str(chapter).strip():
             raise ValueError("Scorecard chapter is empty; pass the chapter's title, e.g. '2 Privacy'.")
         self.chapter = str(chapter)
         self.profile = str(getattr(profile, "name", profile))
+        self.overrides = dict(overrides or {})
         self.rows: list[Row] = []
+
+    @property
+    def label(self) -> str:
+        return run_label(self.profile, self.overrides)
 
     def add(self, claim: str, paper: Any, ours: Any, criterion: str,
             passed: bool | None, note: str = "") -> Row:
@@ -75,8 +97,16 @@ class Scorecard:
         self.rows.append(row)
         return row
 
+    def not_run(self, claim: str, paper: Any, criterion: str, reason: str) -> Row:
+        """Record a claim this run could not attempt, and why (data absent, GPU needed, ...)."""
+        if not str(reason).strip():
+            raise ValueError("Scorecard.not_run: give the reason the claim was not run.")
+        row = Row(str(claim), _text(paper), "-", str(criterion), "not run", str(reason))
+        self.rows.append(row)
+        return row
+
     def to_frame(self) -> pd.DataFrame:
-        records = [{"chapter": self.chapter, **asdict(r), "profile": self.profile} for r in self.rows]
+        records = [{"chapter": self.chapter, **asdict(r), "profile": self.label} for r in self.rows]
         return pd.DataFrame.from_records(records, columns=list(COLUMNS))
 
     def to_markdown(self) -> str:
@@ -87,7 +117,7 @@ class Scorecard:
             f"{_cell(r.verdict + (f' ({r.note})' if r.note else ''))} |\n"
             for r in self.rows
         )
-        return f"Scorecard, {self.chapter} (profile `{self.profile}`)\n\n" + head + body
+        return f"Scorecard, {self.chapter} (profile `{self.label}`)\n\n" + head + body
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
@@ -100,7 +130,7 @@ class Scorecard:
         return self
 
     def to_json(self) -> dict[str, Any]:
-        return {"chapter": self.chapter, "profile": self.profile,
+        return {"chapter": self.chapter, "profile": self.profile, "overrides": self.overrides,
                 "rows": [asdict(r) for r in self.rows]}
 
     def save(self, path: str | Path | None = None) -> Path | None:
@@ -125,7 +155,8 @@ def collect(build_dir: str | Path) -> pd.DataFrame:
     frames = []
     for path in sorted(root.rglob(f"*{SUFFIX}")):
         data = json.loads(path.read_text())
-        records = [{"chapter": data["chapter"], **row, "profile": data["profile"]}
+        label = run_label(data["profile"], data.get("overrides", {}))
+        records = [{"chapter": data["chapter"], **row, "profile": label}
                    for row in data.get("rows", [])]
         frames.append(pd.DataFrame.from_records(records, columns=list(COLUMNS)))
     if not frames:
@@ -154,8 +185,8 @@ def frame_markdown(frame: pd.DataFrame, columns: tuple[str, ...] = COLUMNS[:-1])
 
 
 def summary_markdown(frame: pd.DataFrame) -> str:
-    """Per chapter: how many claims were reproduced, not reproduced, not checked."""
-    verdicts = ("reproduced", "not reproduced", "not checked")
+    """Per chapter: how many claims were reproduced, not reproduced, not checked, not run."""
+    verdicts = VERDICTS
     lines = ["| chapter | profile | " + " | ".join(verdicts) + " |", "|" + " --- |" * (2 + len(verdicts))]
     for (chapter, profile), group in frame.groupby(["chapter", "profile"], sort=False):
         counts = [str(int((group["verdict"] == v).sum())) for v in verdicts]
@@ -164,6 +195,6 @@ def summary_markdown(frame: pd.DataFrame) -> str:
 
 
 __all__ = [
-    "Scorecard", "Row", "collect", "empty_frame", "frame_markdown", "summary_markdown",
-    "verdict", "ENV_PATH", "SUFFIX",
+    "Scorecard", "Row", "VERDICTS", "collect", "empty_frame", "frame_markdown", "run_label",
+    "summary_markdown", "verdict", "ENV_PATH", "SUFFIX",
 ]

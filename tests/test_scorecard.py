@@ -43,7 +43,7 @@ def test_save_uses_env_path_and_collect_reads_all(tmp_path, monkeypatch):
     assert list(table["chapter"]) == ["2 Privacy", "3 Poisoning", "3 Poisoning"]
     assert list(table["verdict"]) == ["reproduced", "not reproduced", "not checked"]
     summary = scorecard.summary_markdown(table)
-    assert "| 3 Poisoning | smoke | 0 | 1 | 1 |" in summary
+    assert "| 3 Poisoning | smoke | 0 | 1 | 1 | 0 |" in summary
 
 
 def test_save_without_a_destination_writes_nothing(monkeypatch):
@@ -54,3 +54,24 @@ def test_save_without_a_destination_writes_nothing(monkeypatch):
 def test_collect_rejects_a_missing_dir(tmp_path):
     with pytest.raises(ValueError, match="not a directory"):
         scorecard.collect(tmp_path / "nope")
+
+
+def test_a_run_with_overrides_says_so_everywhere(tmp_path):
+    card = Scorecard("1 Basics", "cpu", overrides={"dm.steps": 5, "ipcs": [1]})
+    card.add("a", 1, 1, "-", True)
+    assert "profile `cpu + dm.steps=5, ipcs=[1]`" in card.to_markdown()
+    card.save(tmp_path / "c.scorecard.json")
+    assert list(scorecard.collect(tmp_path)["profile"]) == ["cpu + dm.steps=5, ipcs=[1]"]
+    plain = Scorecard("1 Basics", "cpu")
+    assert "profile `cpu`)" in plain.to_markdown()
+
+
+def test_not_run_rows_carry_their_reason():
+    card = Scorecard("1 Basics", "cpu")
+    card.not_run("CIFAR-10 ipc 1", 26.0, "within 2 points", "CIFAR-10 is not under the data root")
+    row = card.to_frame().iloc[0]
+    assert row["verdict"] == "not run" and row["ours"] == "-"
+    assert "not run (CIFAR-10 is not under the data root)" in card.to_markdown()
+    with pytest.raises(ValueError, match="reason"):
+        card.not_run("x", 1, "-", " ")
+    assert "| 1 Basics | cpu | 0 | 0 | 0 | 1 |" in scorecard.summary_markdown(card.to_frame())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import re
 import threading
 import urllib.error
@@ -155,3 +156,68 @@ def test_every_internal_link_resolves(browser, server):
         except urllib.error.HTTPError as err:
             broken.append((link, err.code))
     assert not broken
+
+
+# ----------------------------------------------------------------------------- what a reader sees
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "_build" / "screenshots"
+
+
+def chapter_urls(base: str) -> list[tuple[str, chapters.Page]]:
+    return [(f"{base}/{page.rel}.html", page) for page in chapters.notebooks(REPO)]
+
+
+def scorecard_rows(build: Path, page: chapters.Page) -> int:
+    staged = page.staged(chapters.stage_dir(build))
+    path = staged.with_name(staged.stem + ".scorecard.json")
+    return len(json.loads(path.read_text())["rows"]) if path.is_file() else 0
+
+
+def test_scorecards_are_tables_with_one_row_per_claim(browser, server, site):
+    build, _ = site
+    total = 0
+    for url, page in chapter_urls(server):
+        expected = scorecard_rows(build, page)
+        total += expected
+        if not expected:
+            continue
+        tab, _, _ = visit(browser, url)
+        heads = tab.eval_on_selector_all(
+            "main table", "ts => ts.map(t => [...t.querySelectorAll('thead th')].map(th => th.innerText.trim()))")
+        cards = [i for i, h in enumerate(heads) if h[:5] == ["claim", "paper", "ours", "criterion", "verdict"]]
+        assert len(cards) == 1, (url, heads)
+        rows = tab.eval_on_selector_all("main table", f"ts => ts[{cards[0]}].querySelectorAll('tbody tr').length")
+        assert rows == expected, url
+        tab.close()
+    tab, _, _ = visit(browser, f"{server}/book/scorecard.html")
+    counts = tab.eval_on_selector_all(
+        "main table", "ts => ts.filter(t => [...t.querySelectorAll('thead th')].some(th => "
+        "th.innerText.trim() === 'claim')).map(t => t.querySelectorAll('tbody tr').length)")
+    assert counts == [total], counts
+    tab.close()
+
+
+def test_no_page_shows_pipe_table_text_parameter_cells_or_a_figure_twice(browser, server):
+    pipe_row = re.compile(r"\|\s*-{3,}\s*\|")
+    for url in toc_urls(server):
+        tab, _, _ = visit(browser, url)
+        text = tab.inner_text("main")
+        assert not pipe_row.search(text) and "| claim |" not in text, f"raw pipe table on {url}"
+        code = " ".join(tab.eval_on_selector_all("main pre", "els => els.map(e => e.innerText)"))
+        assert "# Parameters" not in code and "overrides = {" not in code, f"parameter cell on {url}"
+        sources = tab.eval_on_selector_all("main img", "els => els.map(e => e.getAttribute('src'))")
+        repeated = {s for s in sources if sources.count(s) > 1}
+        assert not repeated, f"{url} shows the same figure twice: {repeated}"
+        tab.close()
+
+
+def test_figures_are_large_enough_to_read_and_screenshots_are_kept(browser, server):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for url, page in chapter_urls(server):
+        tab, _, _ = visit(browser, url)
+        widths = tab.eval_on_selector_all("main img", "els => els.map(e => e.getBoundingClientRect().width)")
+        column = tab.eval_on_selector("main", "m => m.getBoundingClientRect().width")
+        small = [w for w in widths if w < min(400, 0.5 * column)]
+        assert not small, f"{url}: figures rendered {small} px wide in a {column:.0f} px column"
+        tab.screenshot(path=str(SCREENSHOTS / f"{page.stem}.png"), full_page=True)
+        tab.close()
