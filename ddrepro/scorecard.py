@@ -143,6 +143,28 @@ class Scorecard:
         return target
 
 
+def paper_table(path: str | Path = "paper.csv") -> pd.DataFrame:
+    """A chapter's ``paper.csv`` (docs/paper_tables.md): every number of its papers, one per row."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no paper table at {str(path)!r}; run the chapter from its own folder "
+                         "(JupyterLab and `ddrepro run` both do).")
+    return pd.read_csv(path)
+
+
+def paper_row(frame: pd.DataFrame, /, **key: Any) -> pd.Series:
+    """The one row of ``frame`` whose columns equal ``key`` (``LookupError`` unless exactly one)."""
+    unknown = sorted(set(key) - set(frame.columns))
+    if unknown:
+        raise ValueError(f"paper table has no column {', '.join(unknown)}; it has {', '.join(frame.columns)}.")
+    hit = frame
+    for column, want in key.items():
+        hit = hit[hit[column] == want]
+    if len(hit) != 1:
+        raise LookupError(f"{len(hit)} rows of the paper table match {key}; add a column to the key.")
+    return hit.iloc[0]
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -195,6 +217,7 @@ def summary_markdown(frame: pd.DataFrame) -> str:
 
 
 __all__ = [
-    "Scorecard", "Row", "VERDICTS", "collect", "empty_frame", "frame_markdown", "run_label",
+    "Scorecard", "Row", "VERDICTS", "collect", "empty_frame", "frame_markdown", "paper_row",
+    "paper_table", "run_label",
     "summary_markdown", "verdict", "ENV_PATH", "SUFFIX",
 ]

@@ -75,3 +75,16 @@ def test_not_run_rows_carry_their_reason():
     with pytest.raises(ValueError, match="reason"):
         card.not_run("x", 1, "-", " ")
     assert "| 1 Basics | cpu | 0 | 0 | 0 | 1 |" in scorecard.summary_markdown(card.to_frame())
+
+
+def test_paper_rows_are_found_by_key_and_must_be_unique(tmp_path):
+    (tmp_path / "paper.csv").write_text("table,method,ipc,value\nTable 1,dm,1,89.7\nTable 1,dm,10,97.5\n"
+                                        "Table 2,dm,1,88.0\n")
+    table = scorecard.paper_table(tmp_path / "paper.csv")
+    assert scorecard.paper_row(table, table="Table 1", method="dm", ipc=10).value == 97.5
+    with pytest.raises(LookupError, match="2 rows"):
+        scorecard.paper_row(table, method="dm", ipc=1)
+    with pytest.raises(ValueError, match="no column seed"):
+        scorecard.paper_row(table, seed=0)
+    with pytest.raises(ValueError, match="no paper table"):
+        scorecard.paper_table(tmp_path / "missing.csv")
