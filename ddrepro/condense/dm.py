@@ -287,7 +287,7 @@ def distribution_matching_run(
     return syn.detach(), syn_labels
 
 
-@register("dm", DMConfig)
+@register("dm", DMConfig, default_init="real")  # main_DM.py: --init real
 def run(ctx: Context, syn_images: torch.Tensor, syn_labels: torch.Tensor):
     """DM with ``DMConfig`` (paper: 20,000 steps, batch_real 256, SGD lr 1.0 momentum 0.5, DSA;
     ``real_dtype`` "bfloat16" is ours, opt-in)."""

@@ -144,7 +144,7 @@ def mmd_feature_loss(real_feats: torch.Tensor, syn_feats: torch.Tensor,
     return mmd2_per_class(real_feats, syn_feats, widths, real_weights, coefficients).sum()
 
 
-@register("mmd", MMDConfig)
+@register("mmd", MMDConfig, default_init="real")  # DM's loop, DM's initialisation
 def run(ctx: Context, syn_images: torch.Tensor, syn_labels: torch.Tensor):
     """MMD condensation with ``MMDConfig`` (DM's loop and hyperparameters, Gaussian-kernel loss)."""
     cfg: MMDConfig = ctx.config
