@@ -198,8 +198,9 @@ class _Protocol:
         batch = self.eval_cfg.test_batch_size
         logits = models.predict(self.test.images, batch_size=batch)
         correct = (logits.argmax(2) == self.test.labels.to(logits.device)).cpu()
+        aug_cfg = self.aug_config()
         meta = {"kind": kind, "net": to_dict(self.net_cfg), "eval": to_dict(self.eval_cfg),
-                "aug": to_dict(self.aug_cfg), "seed": seed, "flip": self.flip,
+                "aug": None if aug_cfg is None else to_dict(aug_cfg), "seed": seed, "flip": self.flip,
                 "device": str(self.device), "n_train": n_train, "engine": models.engine}
         return {"accs": correct.float().mean(1), "meta": meta,
                 "probes": {name: probe(models, x, y, flip=self.probe_flip, batch_size=batch)

@@ -299,7 +299,8 @@ def test_evaluate_augments_as_eval_config_says(monkeypatch, tmp_path):
                                   keep_models=True, **kw)
                for augment in ("dsa", "dc", "none")}
     assert [type(a).__name__ for a in seen] == ["DSA", "DCAugment", "NoneType"]  # three cache keys
-    assert results["dc"].meta["eval"]["augment"] == "dc"
+    assert results["dc"].meta["eval"]["augment"] == "dc" and results["dc"].meta["aug"]["crop"] == 4
+    assert results["none"].meta["aug"] is None and results["dsa"].meta["aug"]["cutout"] == 0.5
     weights = {k: r.models.params["classifier.weight"] for k, r in results.items()}
     assert not torch.equal(weights["dc"], weights["none"]) and not torch.equal(weights["dc"], weights["dsa"])
 

@@ -41,7 +41,9 @@ noise one (MNIST, ConvNet-3 width 32 -> 128, 256 real images per class,
 IPC 1 and 10, median of 5 nets; ``benchmarks/bench_mmd_scale.py``): at DM's
 step size MMD barely moved its images. With ``c_b = sigma_b^2 / B`` the ratio
 is 1.4-1.8x at both widths: the narrow kernels, far from the quadratic
-regime, contribute less than DM's mean difference.
+regime, contribute less than DM's mean difference. In the ``cpu`` profile
+(MNIST, IPC 1, seed 0) MMD now moves its images ``||S - S0|| / ||S0|| = 1.07``
+(DM 1.21; 0.35 before) and scores 86.9 % (DM 86.3 %; 18 points below DM before).
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ def test_loss_scales_with_the_embedding_like_dm():
 @pytest.mark.parametrize("depth", [2, 3])
 def test_image_gradient_has_dm_size_on_random_convnets(depth):
     # DM's lr_img serves MMD: its image gradient is within 2.5x of DM's at widths 32 and
-    # 128 (1.4-1.8x measured; unweighted kernels gave 0.03x to 40x here, 22-273x on MNIST).
+    # 128 (1.4-1.8x measured; unweighted kernels gave < 0.05x to 40x here, 22-273x on MNIST).
     digits = load("digits", "train")
     pool = torch.stack([digits.images[idx[:34]] for idx in digits.indices_by_class()])
     real = pool[:, :32]
