@@ -58,7 +58,7 @@ gen = torch.Generator().manual_seed(0)
 images = torch.randn(n_images, channels, image_size, image_size, generator=gen)
 labels = torch.arange(10).repeat_interleave(n_images // 10)
 net_cfg = NetConfig(width=width, depth=depth)
-eval_cfg = EvalConfig(epochs=epochs, n_models=n_models, dsa=dsa)
+eval_cfg = EvalConfig(epochs=epochs, n_models=n_models, augment="dsa" if dsa else "none")
 aug = DSA(AugConfig(), flip=False) if dsa else None
 common = dict(net_cfg=net_cfg, eval_cfg=eval_cfg, num_classes=10, aug=aug, device=device, quiet=True)
 

@@ -30,7 +30,8 @@ from torch import Tensor
 
 from .artifacts import ArtifactStore, artifact_key, cached, tensor_digest
 from .augment import DSA
-from .config import AugConfig, EvalConfig, NetConfig, to_dict
+from .augment_dc import DCAugment
+from .config import AugConfig, DCAugConfig, EvalConfig, NetConfig, to_dict
 from .models import TrainedModels
 from .runtime import resolve_device
 from .synthetic import SyntheticSet
@@ -165,7 +166,7 @@ class _Protocol:
     def train_parts(self, kind: str, data_id: str, seed: int) -> dict[str, Any]:
         """What a training run depends on; ``data_id`` identifies its training set."""
         parts = {"kind": kind, "data": data_id, "net": self.net_cfg, "eval": self.eval_cfg,
-                 "aug": self.aug_cfg if self.eval_cfg.dsa else None, "flip": self.flip, "seed": seed}
+                 "aug": self.aug_config(), "flip": self.flip, "seed": seed}
         return parts | ({"record_every": self.record_every} if self.record_every else {})
 
     def parts(self, kind: str, data_id: str, seed: int) -> dict[str, Any]:
@@ -174,8 +175,15 @@ class _Protocol:
             "test": self.test.digest(), "probe_flip": self.probe_flip, "group_by": self.group_by,
             "probes": {name: _digest(s) for name, s in (self.probes or {}).items()}}
 
-    def aug(self) -> DSA | None:
-        return DSA(self.aug_cfg, flip=self.flip) if self.eval_cfg.dsa else None
+    def aug_config(self) -> AugConfig | DCAugConfig | None:
+        """The magnitudes of ``eval_cfg.augment``: the run's DSA config, DC's, or None."""
+        return {"dsa": self.aug_cfg, "dc": DCAugConfig(), "none": None}[self.eval_cfg.augment]
+
+    def aug(self) -> DSA | DCAugment | None:
+        cfg = self.aug_config()
+        if isinstance(cfg, AugConfig):
+            return DSA(cfg, flip=self.flip)
+        return None if cfg is None else DCAugment(cfg)
 
     def train(self, images: Tensor, labels: Tensor, **keys: Any) -> TrainedModels:
         return train_models(images, labels, net_cfg=self.net_cfg, eval_cfg=self.eval_cfg,
@@ -190,8 +198,9 @@ class _Protocol:
         batch = self.eval_cfg.test_batch_size
         logits = models.predict(self.test.images, batch_size=batch)
         correct = (logits.argmax(2) == self.test.labels.to(logits.device)).cpu()
+        aug_cfg = self.aug_config()
         meta = {"kind": kind, "net": to_dict(self.net_cfg), "eval": to_dict(self.eval_cfg),
-                "aug": to_dict(self.aug_cfg), "seed": seed, "flip": self.flip,
+                "aug": None if aug_cfg is None else to_dict(aug_cfg), "seed": seed, "flip": self.flip,
                 "device": str(self.device), "n_train": n_train, "engine": models.engine}
         return {"accs": correct.float().mean(1), "meta": meta,
                 "probes": {name: probe(models, x, y, flip=self.probe_flip, batch_size=batch)
@@ -242,8 +251,11 @@ def evaluate(syn: SyntheticSet, test: Any, *, net_cfg: NetConfig, eval_cfg: Eval
              quiet: bool | None = None, cache: bool = True, engine: str = "auto") -> EvalResult:
     """Train ``eval_cfg.n_models`` networks on ``syn`` at once and test them on ``test``.
 
-    Augmentation: DSA with ``aug_cfg`` (the profile's, as for condensing;
-    mirror only when ``flip``) when ``eval_cfg.dsa``. ``probes`` maps names to
+    Augmentation (``eval_cfg.augment``): ``"dsa"``, DSA with ``aug_cfg`` (the
+    profile's, as for condensing; mirror only when ``flip``); ``"dc"``, DC's
+    crop/scale/rotate with the authors' :class:`~ddrepro.config.DCAugConfig`
+    (:func:`ddrepro.config.dc_protocol` gives the DC paper's protocol per data
+    set); ``"none"``. ``probes`` maps names to
     ImageData (or ``(images, labels)``) whose per-example outputs are returned
     (module docstring); ``group_by`` names a test-set attribute to split the
     accuracy by; ``keep_models`` caches and returns the trained networks, with

@@ -10,7 +10,9 @@ network updates: plain SGD at a constant rate).
 
 Augmentation follows the reference's ``DiffAugment`` in mode ``'S'`` (one
 call per minibatch, fresh randomness): each model draws *one* op for its
-whole minibatch and a magnitude per sample.
+whole minibatch and a magnitude per sample. DC's evaluation augmentation
+(:class:`ddrepro.augment_dc.DCAugment`, the authors' ``augment``) draws an op
+per image instead, and fills from each model's own minibatch.
 
 Per-model data. Model ``k`` trains on the rows ``members[k]`` of a shared pool
 (shadow models on random halves, leave-group-out retraining, sets of unequal
@@ -39,12 +41,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from .augment import DSA, AugParams
+from .augment import DSA
+from .augment_dc import DCAugment
 from .config import EvalConfig, NetConfig
 from .models import TrainedModels, init_stacked, resolve_engine, stacked_forward
 from .nets import build_net
 from .runtime import is_quiet, progress, resolve_device
 
+
+# What may augment the training batches: DSA's ops or DC's (EvalConfig.augment).
+Augmentation = DSA | DCAugment
 
 # -- seeds and schedule ------------------------------------------------------
 
@@ -254,7 +260,7 @@ def _model_grads(base: nn.Module, params: dict[str, Tensor], buffers: dict[str, 
 def sgd_train(base: nn.Module, params: dict[str, Tensor], buffers: dict[str, Tensor],
               images: Tensor, labels: Tensor, *, recipe: Recipe, generators: list[torch.Generator],
               engine: str, members: Tensor | None = None, coupled: bool = False,
-              sample_weights: Tensor | None = None, aug: DSA | None = None,
+              sample_weights: Tensor | None = None, aug: Augmentation | None = None,
               record_every: int | None = None, quiet: bool | None = None,
               desc: str = "train") -> list[dict[str, Tensor]] | None:
     """Train the stacked ``params`` in place (module docstring); returns the trajectory if recorded.
@@ -289,9 +295,8 @@ def sgd_train(base: nn.Module, params: dict[str, Tensor], buffers: dict[str, Ten
             sizes = [b.numel() for b in batches]
             x = images[torch.cat(batches)]
             if aug is not None:
-                draws = AugParams.cat([aug.sample_params(size, generators[k])
-                                       for k, size in zip(active, sizes)])
-                x = aug.apply(x, draws)
+                draws = [aug.sample_params(size, generators[k]) for k, size in zip(active, sizes)]
+                x = aug.apply(x, type(draws[0]).cat(draws))  # AugParams.cat / DCParams.cat
             ys = [labels[b] for b in batches]
             ws = [None if weights is None else weights[k, b] for k, b in zip(active, batches)]
             grads = _model_grads(base, params, buffers, active, list(x.split(sizes)), ys, ws, engine)
@@ -308,7 +313,7 @@ def sgd_train(base: nn.Module, params: dict[str, Tensor], buffers: dict[str, Ten
 
 def train_models(images: Tensor, labels: Tensor, *, net_cfg: NetConfig, eval_cfg: EvalConfig,
                  num_classes: int, n_models: int | None = None, seed: int = 0,
-                 aug: DSA | None = None, sample_weights: Tensor | None = None,
+                 aug: Augmentation | None = None, sample_weights: Tensor | None = None,
                  members: Tensor | None = None, coupled: bool = False,
                  model_keys: Sequence[tuple[int, int]] | None = None,
                  record_every: int | None = None, first_model: int = 0, engine: str = "auto",
@@ -316,8 +321,8 @@ def train_models(images: Tensor, labels: Tensor, *, net_cfg: NetConfig, eval_cfg
     """Train fresh networks on ``(images, labels)`` together with :class:`Recipe` ``from_eval(eval_cfg)``.
 
     ``labels``: int64 ``(n,)`` or float ``(n, num_classes)`` soft labels.
-    ``aug`` is applied to every batch (None: no augmentation, whatever
-    ``eval_cfg.dsa`` says). ``sample_weights`` ``(n,)`` or ``(K, n)`` weight
+    ``aug`` (DSA or DC's augmentation) is applied to every batch (None: no
+    augmentation, whatever ``eval_cfg.augment`` says). ``sample_weights`` ``(n,)`` or ``(K, n)`` weight
     each sample's loss. ``members`` ``(K, n)`` bool: model k trains on its
     rows only (``n_models`` then defaults to K). ``coupled``: one
     initialisation and one shuffle for all models (module docstring). Models
@@ -339,8 +344,9 @@ def train_models(images: Tensor, labels: Tensor, *, net_cfg: NetConfig, eval_cfg
         model_keys = [(seed, 0 if coupled else first_model + j) for j in range(n_models)]
     elif coupled and len(set(model_keys)) > 1:
         raise ValueError("coupled=True trains every model from one key; pass one distinct model_key.")
-    if aug is not None and not isinstance(aug, DSA):
-        raise ValueError(f"aug must be a ddrepro.augment.DSA or None, got {type(aug).__name__}.")
+    if aug is not None and not isinstance(aug, (DSA, DCAugment)):
+        raise ValueError(f"aug must be a ddrepro.augment.DSA, a ddrepro.augment_dc.DCAugment or "
+                         f"None, got {type(aug).__name__}.")
     if record_every is not None and (not _is_int(record_every) or record_every < 1):
         raise ValueError(f"record_every must be an int >= 1 or None, got {record_every!r}.")
     # members and weights are checked here, before any network is built
@@ -370,7 +376,8 @@ def _reference_sgd(net: nn.Module, lr: float, eval_cfg: EvalConfig) -> torch.opt
 
 
 def train_model_loop(images: Tensor, labels: Tensor, k: int, *, net_cfg: NetConfig,
-                     eval_cfg: EvalConfig, num_classes: int, seed: int = 0, aug: DSA | None = None,
+                     eval_cfg: EvalConfig, num_classes: int, seed: int = 0,
+                     aug: Augmentation | None = None,
                      sample_weights: Tensor | None = None, device: str | torch.device = "auto",
                      quiet: bool | None = None) -> nn.Module:
     """Model ``k`` of :func:`train_models`, trained alone with ``torch.optim.SGD`` (the reference)."""

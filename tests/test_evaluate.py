@@ -7,6 +7,7 @@ import ddrepro.evaluate as ev
 import ddrepro.models
 import ddrepro.train as tr
 from ddrepro.augment import DSA
+from ddrepro.augment_dc import DCAugment
 from ddrepro.config import AugConfig, EvalConfig, NetConfig
 from ddrepro.data.dataset import ImageData
 from ddrepro.evaluate import EvalResult, accuracy, evaluate, evaluate_across, evaluate_loop, train_full
@@ -14,7 +15,7 @@ from ddrepro.train import lr_at, sgd_step, train_model_loop, train_models
 from ddrepro.synthetic import SyntheticSet
 
 NET = NetConfig(width=8, depth=2)
-EVAL = EvalConfig(epochs=3, batch_size=8, n_models=3, dsa=False)
+EVAL = EvalConfig(epochs=3, batch_size=8, n_models=3, augment="none")
 
 
 def toy(n_per_class=2, classes=4, channels=1, size=8, noise=0.3, seed=0):
@@ -37,11 +38,11 @@ def max_diff(models, k, net):
 
 
 @pytest.mark.parametrize("engine,atol", [("unrolled", 0.0), ("vmap", 1e-5)])
-@pytest.mark.parametrize("use_dsa", [False, True])
-def test_batched_equals_plain_loop(engine, atol, use_dsa):
+@pytest.mark.parametrize("augment", ["none", "dsa", "dc"])
+def test_batched_equals_plain_loop(engine, atol, augment):
     images, labels = toy(n_per_class=5)            # 20 images, batch 8: 3 steps per epoch
     test_images, _ = toy(n_per_class=10, seed=1)
-    aug = DSA(AugConfig(), flip=False) if use_dsa else None
+    aug = {"none": None, "dsa": DSA(AugConfig(), flip=False), "dc": DCAugment()}[augment]
     models = train_models(images, labels, net_cfg=NET, eval_cfg=EVAL, num_classes=4, seed=5,
                           aug=aug, engine=engine, device="cpu", quiet=True)
     preds = models.predict(test_images).argmax(2)
@@ -95,7 +96,7 @@ def test_recorded_steps_use_the_recorded_learning_rate():
     # full batch, no momentum or decay: p_{s+1} = p_s - lr_s * grad(p_s), checked by recomputing grad
     images, labels = toy()
     cfg = EvalConfig(epochs=4, batch_size=64, n_models=1, momentum=0.0, weight_decay=0.0, lr=0.05,
-                     dsa=False)
+                     augment="none")
     models = train_models(images, labels, net_cfg=NET, eval_cfg=cfg, num_classes=4, record_every=1,
                           device="cpu", quiet=True)
     traj = models.trajectory
@@ -124,7 +125,7 @@ class RecordingDSA(DSA):
 def test_dsa_draws_one_op_per_model_and_batch_with_per_sample_magnitudes():
     # the reference's DiffAugment mode 'S': one op per call (minibatch), magnitudes per sample
     images, labels = toy(n_per_class=3)           # 12 images, batch 6: 2 steps per epoch
-    cfg = EvalConfig(epochs=2, batch_size=6, n_models=4, dsa=True)
+    cfg = EvalConfig(epochs=2, batch_size=6, n_models=4, augment="dsa")
     kw = {"net_cfg": NET, "eval_cfg": cfg, "num_classes": 4, "seed": 0, "device": "cpu",
           "quiet": True}
     aug = RecordingDSA(AugConfig(), flip=False)
@@ -156,7 +157,7 @@ def test_momentum_is_reset_at_the_learning_rate_decay():
     images, labels = toy()
     lr, wd = 0.05, 0.01
     cfg = EvalConfig(epochs=2, batch_size=64, n_models=2, lr=lr, momentum=0.9, weight_decay=wd,
-                     dsa=False)
+                     augment="none")
     kw = {"net_cfg": NET, "eval_cfg": cfg, "num_classes": 4, "seed": 1, "device": "cpu",
           "quiet": True}
     models = train_models(images, labels, record_every=1, engine="unrolled", **kw)
@@ -182,7 +183,7 @@ def test_momentum_is_reset_at_the_learning_rate_decay():
                                                             (20, 8, 3, 4, 3)])
 def test_record_every_counts_checkpoints(n, batch, epochs, every, expected):
     images, labels = toy(n_per_class=n // 4)
-    cfg = EvalConfig(epochs=epochs, batch_size=batch, n_models=2, dsa=False)
+    cfg = EvalConfig(epochs=epochs, batch_size=batch, n_models=2, augment="none")
     models = train_models(images, labels, net_cfg=NET, eval_cfg=cfg, num_classes=4,
                           record_every=every, device="cpu", quiet=True)
     assert len(models.trajectory) == expected
@@ -204,7 +205,7 @@ def test_one_hot_soft_labels_equal_hard_labels():
 
 def test_sample_weights_ones_and_zero():
     images, labels = toy(n_per_class=3)
-    kw = dict(net_cfg=NET, eval_cfg=EvalConfig(epochs=3, batch_size=64, n_models=2, dsa=False),
+    kw = dict(net_cfg=NET, eval_cfg=EvalConfig(epochs=3, batch_size=64, n_models=2, augment="none"),
               num_classes=4, seed=3, device="cpu", quiet=True)
     plain = train_models(images, labels, **kw)
     ones = train_models(images, labels, sample_weights=torch.ones(12), **kw)
@@ -221,7 +222,7 @@ def test_sample_weights_ones_and_zero():
 
 def test_separable_toy_set_is_learned_perfectly():
     images, labels = toy(n_per_class=5)
-    cfg = EvalConfig(epochs=30, batch_size=8, n_models=2, dsa=False)
+    cfg = EvalConfig(epochs=30, batch_size=8, n_models=2, augment="none")
     models = train_models(images, labels, net_cfg=NET, eval_cfg=cfg, num_classes=4,
                           device="cpu", quiet=True)
     assert torch.equal(accuracy(models, (images, labels)), torch.ones(2))
@@ -268,7 +269,7 @@ def test_evaluate_caches_and_agrees_with_the_loop(monkeypatch, tmp_path):
     images, labels = toy(n_per_class=2)
     test = as_imagedata(*toy(n_per_class=10, seed=1))
     syn = SyntheticSet(images, labels, (0.0,), (1.0,))
-    cfg = EvalConfig(epochs=3, batch_size=8, n_models=2, dsa=True)
+    cfg = EvalConfig(epochs=3, batch_size=8, n_models=2, augment="dsa")
     kw = dict(net_cfg=NET, eval_cfg=cfg, seed=0, flip=False, device="cpu", quiet=True)
     batched = evaluate(syn, test, **kw)
     loop = evaluate_loop(syn, test, cache=False, **kw)
@@ -280,12 +281,36 @@ def test_evaluate_caches_and_agrees_with_the_loop(monkeypatch, tmp_path):
     assert torch.equal(again.accs, batched.accs)
 
 
+def test_evaluate_augments_as_eval_config_says(monkeypatch, tmp_path):
+    monkeypatch.setenv("DDREPRO_CACHE", str(tmp_path))
+    test = as_imagedata(*toy(n_per_class=5, seed=1))
+    syn = SyntheticSet(*toy(n_per_class=2), (0.0,), (1.0,))
+    seen = []
+    real_train_models = ev.train_models
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["aug"])
+        return real_train_models(*args, **kwargs)
+
+    monkeypatch.setattr(ev, "train_models", spy)
+    kw = dict(net_cfg=NET, seed=0, flip=False, device="cpu", quiet=True)
+    results = {augment: evaluate(syn, test, eval_cfg=EvalConfig(epochs=2, batch_size=8, n_models=2,
+                                                                  augment=augment),
+                                  keep_models=True, **kw)
+               for augment in ("dsa", "dc", "none")}
+    assert [type(a).__name__ for a in seen] == ["DSA", "DCAugment", "NoneType"]  # three cache keys
+    assert results["dc"].meta["eval"]["augment"] == "dc" and results["dc"].meta["aug"]["crop"] == 4
+    assert results["none"].meta["aug"] is None and results["dsa"].meta["aug"]["cutout"] == 0.5
+    weights = {k: r.models.params["classifier.weight"] for k, r in results.items()}
+    assert not torch.equal(weights["dc"], weights["none"]) and not torch.equal(weights["dc"], weights["dsa"])
+
+
 def test_evaluate_across_and_train_full(monkeypatch, tmp_path):
     monkeypatch.setenv("DDREPRO_CACHE", str(tmp_path))
     train = as_imagedata(*toy(n_per_class=5))
     test = as_imagedata(*toy(n_per_class=5, seed=1))
     syn = SyntheticSet(*toy(n_per_class=1), (0.0,), (1.0,))
-    cfg = EvalConfig(epochs=2, batch_size=8, n_models=2, dsa=False)
+    cfg = EvalConfig(epochs=2, batch_size=8, n_models=2, augment="none")
     archs = [NET, NetConfig(name="mlp", width=16, depth=2)]
     results = evaluate_across(syn, test, archs, eval_cfg=cfg, flip=False, device="cpu", quiet=True,
                               cache=False)
@@ -313,7 +338,7 @@ def test_probes_groups_and_kept_models(monkeypatch, tmp_path):
     test = as_imagedata(*toy(n_per_class=6, seed=1))
     test = test.with_attrs(aligned=(torch.arange(len(test)) % 3 == 0))
     members = as_imagedata(*toy(n_per_class=3, seed=2))
-    cfg = EvalConfig(epochs=3, batch_size=8, n_models=2, dsa=False)
+    cfg = EvalConfig(epochs=3, batch_size=8, n_models=2, augment="none")
     kw = dict(net_cfg=NET, eval_cfg=cfg, seed=0, flip=False, device="cpu", quiet=True)
     result = evaluate(syn, test, probes={"members": members}, probe_flip=True, group_by="aligned",
                       keep_models=True, **kw)
@@ -348,7 +373,7 @@ def test_evaluate_many_equals_separate_evaluations_and_shares_their_cache(monkey
                              (0.0,), (1.0,)))
     test = as_imagedata(*toy(n_per_class=5, seed=4))
     probes = {"p": as_imagedata(*toy(n_per_class=2, seed=5))}
-    cfg = EvalConfig(epochs=3, batch_size=4, n_models=2, dsa=True)
+    cfg = EvalConfig(epochs=3, batch_size=4, n_models=2, augment="dsa")
     kw = dict(net_cfg=NET, eval_cfg=cfg, flip=False, probes=probes, device="cpu", quiet=True)
     seeds = [3, 1, 4, 1]
     many = ev.evaluate_many(sets, test, seeds=seeds, engine="unrolled", **kw)
@@ -368,7 +393,7 @@ def test_an_expert_trajectory_is_a_cached_artifact(monkeypatch, tmp_path):
     monkeypatch.setenv("DDREPRO_CACHE", str(tmp_path))
     train = as_imagedata(*toy(n_per_class=4))
     test = as_imagedata(*toy(n_per_class=3, seed=1))
-    cfg = EvalConfig(epochs=2, batch_size=8, n_models=1, dsa=False)
+    cfg = EvalConfig(epochs=2, batch_size=8, n_models=1, augment="none")
     kw = dict(net_cfg=NET, eval_cfg=cfg, keep_models=True, record_every=1, device="cpu", quiet=True)
     expert = train_full(train, test, **kw).models
     assert len(expert.trajectory) == 5                   # step 0 + 2 epochs x 2 batches

@@ -26,8 +26,8 @@ def test_profiles_shrink_from_paper_to_smoke():
 
 
 def test_dotted_overrides_apply_and_coerce_strings():
-    prof = get_profile("cpu", {"dm.steps": "12", "eval.dsa": "false", "ipcs": [1], "kip.lr_img": "0.5"})
-    assert prof.dm.steps == 12 and prof.eval.dsa is False and prof.ipcs == (1,) and prof.kip.lr_img == 0.5
+    prof = get_profile("cpu", {"dm.steps": "12", "eval.augment": "dc", "ipcs": [1], "kip.lr_img": "0.5"})
+    assert prof.dm.steps == 12 and prof.eval.augment == "dc" and prof.ipcs == (1,) and prof.kip.lr_img == 0.5
     # untouched sections are the profile's own
     assert prof.dc == get_profile("cpu").dc
 
@@ -43,7 +43,9 @@ def test_dotted_overrides_apply_and_coerce_strings():
         ("cpu", {"eval.momentum": 1.5}, "EvalConfig.momentum = 1.5"),
         ("cpu", {"ipcs": [0, 1]}, "every ipc must be >= 1"),
         ("cpu", {"methods": ["dm", "gan"]}, "unknown method"),
-        ("cpu", {"eval.dsa": "maybe"}, "expects true/false"),
+        ("cpu", {"eval.augment": "maybe"}, "EvalConfig.augment = 'maybe'"),
+        ("cpu", {"eval.augment": True}, "expects a string"),
+        ("cpu", {"eval.dsa": "false"}, "Unknown profile field 'eval.dsa'"),
         ("cpu", {"aug.crop": 1.5}, "AugConfig.crop = 1.5"),
     ],
 )

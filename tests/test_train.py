@@ -22,7 +22,7 @@ def toy(n_per_class=3, classes=4, size=8, seed=0):
 
 
 def kw(**changes):
-    base = dict(net_cfg=NET, eval_cfg=EvalConfig(epochs=3, batch_size=4, n_models=1, dsa=False),
+    base = dict(net_cfg=NET, eval_cfg=EvalConfig(epochs=3, batch_size=4, n_models=1, augment="none"),
                 num_classes=4, seed=7, device="cpu", quiet=True)
     return base | changes
 

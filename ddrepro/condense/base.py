@@ -31,6 +31,9 @@ INITS = ("real", "noise")
 class Condenser:
     """A registered method: its config class (None: no hyperparameters) and its loop.
 
+    ``default_init``: the initialisation the method's authors use ("noise"
+    for DC, whose code defaults to it; "real" otherwise), pinned by
+    ``tests/condense/test_base.py``.
     ``default_config`` (None: ``config_cls()``) lets two methods share a config
     class with different defaults (``"dsa"`` is ``GMConfig(dsa=True)``).
     ``weights``: whether the method honours per-sample weights of the real data
@@ -221,7 +224,8 @@ def condense(
     """Distil ``real`` (an :class:`ddrepro.data.ImageData`) into ``ipc`` images per class.
 
     ``config`` defaults to the method's paper configuration; ``init`` to the
-    method's usual initialisation (real images). ``record_every`` /
+    initialisation its authors' code uses (``Condenser.default_init``: N(0, 1)
+    noise for DC, random real images for every other method). ``record_every`` /
     ``snapshot_every`` keep per-step records / images in ``SyntheticSet.history``
     (:class:`~ddrepro.condense.tracking.History`). The result is cached under a
     key of every argument that changes it and of the method's code; while it

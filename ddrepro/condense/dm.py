@@ -13,8 +13,9 @@ augmentation (the same draw omega_c for class c's real and synthetic images).
 Why it is fast: no Python loop over classes -- the synthetic images of all
 classes go through the network in one batch of ``C * ipc``, the real ones as
 one ``C * batch_real`` batch (on a CPU split into cache-sized chunks, which is
-faster than one huge batch), one DSA draw per class is expanded to every
-image with ``AugParams.index``, and class means are a reshape plus a
+faster than one huge batch; not for batch-norm networks, whose statistics are
+the whole batch's, as in the authors' BN branch), one DSA draw per class is
+expanded to every image with ``AugParams.index``, and class means are a reshape plus a
 ``vmap``-ed estimator; the real side runs without an autograd graph; network
 weights never require gradients (only the synthetic images are learned);
 activations use the channels-last layout that oneDNN convolutions prefer;
@@ -247,6 +248,8 @@ def distribution_matching_run(
     ``compile_embed`` None compiles the embedding when ``steps >= COMPILE_MIN_STEPS``.
     Every step re-draws the network weights (seeded from ``ctx.generator``)
     into one module; a compiled embedding is built once per process.
+    A batch-norm network runs in train mode on one real and one synthetic
+    batch of all classes each, as the authors' BN branch (never chunked).
     """
     num_classes, ipc = ctx.num_classes, ctx.ipc
     expected = torch.arange(num_classes, device=syn_labels.device).repeat_interleave(ipc)
@@ -258,13 +261,13 @@ def distribution_matching_run(
                          f"({ctx.real_images.shape[0]},), one weight per real image.")
     aug = DSA(ctx.aug_cfg, flip=ctx.flip) if dsa else None
     use_compile = steps >= COMPILE_MIN_STEPS if compile_embed is None else compile_embed
-    chunk = cpu_chunk_size(ctx.net_cfg, ctx.image_shape) if ctx.device.type == "cpu" else None
-    net = fresh_embedder(ctx, 0, channels_last)  # weights replaced at every step below
-    if has_batchnorm(net):
-        # The authors embed class by class, so BN statistics are per class; our
-        # all-classes batch (and CPU chunks) would silently change the method.
-        raise ValueError(f"{ctx.method} does not support batch-norm networks (norm="
-                         f"{ctx.net_cfg.norm!r}); use norm='instancenorm', the papers' choice.")
+    net = fresh_embedder(ctx, 0, channels_last).train()  # weights replaced at every step below
+    # Batch norm: the authors' BN branch (main_DM.py, for ConvNetBN & co.) embeds all
+    # classes' real images as one batch and all synthetic images as another, in train
+    # mode, so each side is normalised with its own batch's statistics. The real side is
+    # then never chunked: chunks would normalise with each chunk's statistics instead.
+    chunk = (cpu_chunk_size(ctx.net_cfg, ctx.image_shape)
+             if ctx.device.type == "cpu" and not has_batchnorm(net) else None)
     embed = make_embed(net, channels_last, use_compile)
     syn = syn_images.detach().clone().requires_grad_(True)
     optimizer = torch.optim.SGD([syn], lr=lr_img, momentum=momentum)
@@ -287,7 +290,7 @@ def distribution_matching_run(
     return syn.detach(), syn_labels
 
 
-@register("dm", DMConfig)
+@register("dm", DMConfig, default_init="real")  # main_DM.py: --init real
 def run(ctx: Context, syn_images: torch.Tensor, syn_labels: torch.Tensor):
     """DM with ``DMConfig`` (paper: 20,000 steps, batch_real 256, SGD lr 1.0 momentum 0.5, DSA;
     ``real_dtype`` "bfloat16" is ours, opt-in)."""

@@ -218,18 +218,25 @@ def gradient_matching_run(ctx: Context, syn_images: torch.Tensor, syn_labels: to
     return syn.detach(), syn_labels
 
 
-@register("dc", GMConfig, default_config=GMConfig(dsa=False))
+@register("dc", GMConfig, default_init="noise", default_config=GMConfig(dsa=False))
 def run_dc(ctx: Context, syn_images: torch.Tensor, syn_labels: torch.Tensor):
-    """DC: gradient matching without augmentation (``GMConfig.dsa`` must be False)."""
+    """DC: gradient matching without augmentation (``GMConfig.dsa`` must be False).
+
+    Starts from N(0, 1) noise by default, as the authors' DC: ``main.py``'s
+    ``--init`` defaults to ``noise`` and their Table 1 command passes none.
+    """
     cfg: GMConfig = ctx.config
     if cfg.dsa:
         raise ValueError("method 'dc' got GMConfig(dsa=True); use method 'dsa' or set dsa=False.")
     return gradient_matching_run(ctx, syn_images, syn_labels, cfg)
 
 
-@register("dsa", GMConfig, default_config=GMConfig(dsa=True))
+@register("dsa", GMConfig, default_init="real", default_config=GMConfig(dsa=True))
 def run_dsa(ctx: Context, syn_images: torch.Tensor, syn_labels: torch.Tensor):
-    """DSA: gradient matching with Siamese augmentation (``GMConfig.dsa`` must be True)."""
+    """DSA: gradient matching with Siamese augmentation (``GMConfig.dsa`` must be True).
+
+    Starts from real images by default: the authors' DSA command passes ``--init real``.
+    """
     cfg: GMConfig = ctx.config
     if not cfg.dsa:
         raise ValueError("method 'dsa' got GMConfig(dsa=False); use method 'dc' or set dsa=True.")

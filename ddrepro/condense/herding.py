@@ -67,7 +67,7 @@ def embedding_net(ctx: Context, cfg: HerdingConfig, seed: int) -> nn.Module:
     if cfg.embed_epochs == 0:
         return build_net(ctx.net_cfg, channels, ctx.num_classes, size, seed=seed).to(ctx.device)
     eval_cfg = EvalConfig(epochs=cfg.embed_epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                          n_models=1, dsa=False)
+                          n_models=1, augment="none")
     models = train_models(ctx.real_images, ctx.real_labels, net_cfg=ctx.net_cfg, eval_cfg=eval_cfg,
                           num_classes=ctx.num_classes, n_models=1, seed=seed, aug=None,
                           device=ctx.device, quiet=ctx.quiet)

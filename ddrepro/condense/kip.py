@@ -184,7 +184,7 @@ def kip_optimise(
     return images.detach(), targets.detach(), losses
 
 
-@register("kip", KIPConfig)
+@register("kip", KIPConfig, default_init="real")  # KIP.ipynb: class_balanced_sample of X_TRAIN
 def run(ctx: Context, syn_images: torch.Tensor, syn_labels: torch.Tensor):
     """Learn ``ipc`` images per class (and soft labels when ``learn_labels``) with KIP."""
     cfg: KIPConfig = ctx.config

@@ -75,3 +75,27 @@ def test_bad_input_is_rejected_with_a_clear_message(kwargs, message, tmp_path, m
 
 def test_registry_lists_random():
     assert "random" in CONDENSERS.names()
+
+
+# Each method starts where its authors' code starts: DC's main.py defaults to --init noise
+# and its Table 1 command passes none; DSA's command passes --init real; main_DM.py uses
+# real; KIP.ipynb samples real images class-balanced; MMD runs DM's loop. Selection
+# methods (random, herding) return real images whatever the init.
+AUTHORS_INIT = {"random": "real", "herding": "real", "dc": "noise", "dsa": "real", "dm": "real",
+                "mmd": "real", "kip": "real"}
+
+
+def test_every_registered_condenser_has_its_authors_default_init():
+    registered = {name: CONDENSERS.get(name).default_init for name in CONDENSERS.names()}
+    assert registered == AUTHORS_INIT  # a new method, or a changed default, is a deliberate edit here
+
+
+def test_dc_starts_from_noise_unless_told_otherwise():
+    from ddrepro.config import GMConfig, NetConfig
+
+    kw = dict(config=GMConfig(steps=1, outer_loops=1, inner_loops=1, batch_real=4, batch_train=4),
+              net_cfg=NetConfig(width=8, depth=2), device="cpu", quiet=True, cache=False)
+    default = condense("dc", toy_data(), 1, **kw)
+    assert default.meta["init"] == "noise" and default.meta["init_indices"] is None
+    real = condense("dc", toy_data(), 1, init="real", **kw)
+    assert real.meta["init"] == "real" and real.meta["init_indices"] is not None

@@ -175,15 +175,46 @@ def test_bad_inputs_raise_value_error_before_compute():
         DMConfig(mean_estimator="median-of-nothing")
     with pytest.raises(ValueError, match="real_dtype"):
         DMConfig(real_dtype="float16")
-    with pytest.raises(ValueError, match="batch-norm"):
-        condense("dm", toy_data(), 1, config=DMConfig(steps=1, batch_real=4), cache=False, quiet=True,
-                 net_cfg=NetConfig(width=8, depth=2, norm="batchnorm"))
     net = build_net(TINY_NET, 1, 3, 8, seed=0)
     real, syn, weights = small_batches()
     with pytest.raises(ValueError, match="num_classes, n, C, H, W"):
         dm_loss(net.embed, real.flatten(0, 1), syn)
     with pytest.raises(ValueError, match="real_weights"):
         dm_loss(net.embed, real, syn, real_weights=weights[:, :2])
+
+
+def test_batchnorm_nets_follow_the_authors_bn_branch(monkeypatch):
+    # main_DM.py's BN branch: every class's real images through the net as one batch, every
+    # synthetic image as another, train mode, loss on the class means of each. Replayed by
+    # hand from condense's own draws (init, then the step's network seed); batch_real is a
+    # whole class, so the order of the real rows (and BN's batch statistics) is fixed.
+    import ddrepro.condense.dm as dm_module
+    from ddrepro.condense import initial_synthetic
+    from ddrepro.runtime import make_generator
+
+    monkeypatch.setattr(dm_module, "CPU_CHUNK_BYTES", 1)  # a chunked real side would be 1 image a chunk
+    real, bn = toy_data(), NetConfig(width=8, depth=2, norm="batchnorm")
+    cfg = DMConfig(steps=1, batch_real=10, lr_img=1.0, dsa=False)
+    syn = condense("dm", real, 2, config=cfg, seed=3, net_cfg=bn, device="cpu", quiet=True, cache=False,
+                   record_every=1)
+
+    gen = make_generator(3)
+    class_indices = [torch.nonzero(real.labels == c).flatten() for c in range(4)]
+    start, _, _ = initial_synthetic(real.images, class_indices, 2, "real", gen)
+    net = build_net(bn, 1, 4, 8, seed=int(torch.randint(0, 2**62, (1,), generator=gen)))
+    net.train().requires_grad_(False)
+    images_real_all = torch.cat([real.images[idx] for idx in class_indices])
+    image_syn = start.clone().requires_grad_(True)
+    output_real = net.embed(images_real_all).detach()
+    output_syn = net.embed(image_syn)
+    loss = torch.sum((output_real.reshape(4, 10, -1).mean(1) - output_syn.reshape(4, 2, -1).mean(1)) ** 2)
+    loss.backward()
+    assert torch.allclose(syn.images, start - 1.0 * image_syn.grad, atol=1e-5)  # one SGD step
+    assert float(syn.history["loss"][1]) == pytest.approx(float(loss.detach()), rel=1e-5)
+    # embedding class by class (the non-BN branch's way) gives other BN statistics, another loss
+    per_class = sum(torch.sum((net.embed(real.images[idx]).mean(0) - net.embed(start[2 * c:2 * c + 2]).mean(0)) ** 2)
+                    for c, idx in enumerate(class_indices))
+    assert abs(float(per_class) - float(loss.detach())) > 1e-3 * float(loss.detach())
 
 
 def test_per_sample_weights_on_the_real_set_reach_the_class_means():
