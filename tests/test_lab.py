@@ -98,6 +98,14 @@ def test_lab_options_reach_jupyter_but_other_commands_stay_strict(capsys, monkey
     assert "unrecognized arguments: --no-browser" in capsys.readouterr().err
 
 
+def test_the_readme_and_dev_sh_offer_the_same_three_commands():
+    readme = set(re.findall(r"^\s*bash tools/dev\.sh (\w+)\s*$", (REPO / "README.md").read_text(), re.M))
+    script = (REPO / "tools" / "dev.sh").read_text()
+    branches = set(re.findall(r"^  (\w+)\)$", script, re.M))
+    usage = re.search(r"usage: bash tools/dev\.sh ([\w|]+)", script).group(1).split("|")
+    assert readme == branches == set(usage) and "lab" in readme, (readme, branches, usage)
+
+
 # --------------------------------------------------------------------------- the server (slow)
 
 def _free_port() -> int:
