@@ -8,6 +8,10 @@ computes the artifact plus every ddrepro module it imports, transitively,
 plus the source of any callable passed in (a loss written in a notebook
 cell). A docstring edit in ``plots.py`` therefore leaves hundreds of cached
 shadow condensations valid, while an edit to ``condense/dm.py`` does not.
+The code is read as it was when this process imported ddrepro: a Jupyter
+kernel keeps running the modules it imported after their files are edited,
+so its results stay filed under that code, and the edit (reported once by a
+:class:`SourceChangedWarning`) takes effect after a kernel restart.
 
 Every write goes to a temporary file in the same directory, is flushed to
 disk and then renamed over the target: a run killed with ``kill -9`` leaves
@@ -55,6 +59,10 @@ class ArtifactWarning(UserWarning):
     """An artifact on disk could not be read safely; it is recomputed."""
 
 
+class SourceChangedWarning(UserWarning):
+    """A package file changed after this process imported it; restart to run (and key) the edit."""
+
+
 def cache_root() -> Path:
     """Where artifacts live; ``DDREPRO_CACHE`` overrides the user cache directory."""
     env = os.environ.get("DDREPRO_CACHE")
@@ -78,6 +86,42 @@ def source_hash() -> str:
 
 # -- scoped code versions -----------------------------------------------------
 
+def _snapshot() -> dict[Path, tuple[int, bytes]]:
+    """Every package source file: its modification time and its bytes."""
+    return {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in PACKAGE_DIR.rglob("*.py")}
+
+
+# The sources as this process imported them (ddrepro's modules import this one
+# early, in the same statement or cell). Hashing the files as they are *later*
+# would file results computed by the old, still loaded code under the new code's key.
+_IMPORTED = _snapshot()
+_REPORTED: set[Path] = set()
+
+
+def _imported_source(path: Path) -> bytes:
+    """``path``'s bytes as imported; a file that was not there then is read now."""
+    snap = _IMPORTED.get(path)
+    return snap[1] if snap is not None else path.read_bytes()
+
+
+def _report_edits(modules: tuple[str, ...]) -> None:
+    """Warn once per file of ``modules`` that differs on disk from what this process imported."""
+    for module in modules:
+        path = _module_file(module)
+        snap = _IMPORTED.get(path)
+        if snap is None or path in _REPORTED:
+            continue
+        try:
+            if path.stat().st_mtime_ns == snap[0] or path.read_bytes() == snap[1]:
+                continue
+        except OSError:
+            continue
+        _REPORTED.add(path)
+        warnings.warn(f"ddrepro: {path} changed after this process imported it; results are still "
+                      "computed by, and cached under, the code imported then. Restart the kernel "
+                      "(or the run) to use the edit.", SourceChangedWarning, stacklevel=4)
+
+
 def _module_file(name: str) -> Path | None:
     """The source file of package module ``name`` (``ddrepro.x.y``), or None if there is none."""
     parts = name.split(".")
@@ -94,7 +138,7 @@ def _imported_modules(name: str, path: Path) -> set[str]:
     """Package modules that module ``name`` imports anywhere in its body (lazy imports too)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(ast.parse(_imported_source(path), filename=str(path))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -130,8 +174,13 @@ def _module_hash(name: str) -> str:
     digest = hashlib.sha256()
     for module in module_closure(name):
         digest.update(module.encode())
-        digest.update(_module_file(module).read_bytes())
+        digest.update(_imported_source(_module_file(module)))
     return digest.hexdigest()
+
+
+def _closure_version(name: str) -> str:
+    _report_edits(module_closure(name))
+    return _module_hash(name)
 
 
 def _code_object_digest(code: types.CodeType) -> str:
@@ -149,7 +198,7 @@ def _callable_version(fn: Callable[..., Any]) -> str:
         fn = fn.func
     module = getattr(fn, "__module__", None) or ""
     if module == PACKAGE or module.startswith(PACKAGE + "."):
-        return _module_hash(module)
+        return _closure_version(module)
     try:  # a notebook cell's function: IPython keeps the cell's text for inspect
         return hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()
     except (OSError, TypeError):
@@ -172,7 +221,7 @@ def code_version(*targets: CodeTarget) -> str:
     for target in targets:
         if isinstance(target, types.ModuleType):
             target = target.__name__
-        version = _module_hash(target) if isinstance(target, str) else _callable_version(target)
+        version = _closure_version(target) if isinstance(target, str) else _callable_version(target)
         digest.update(version.encode())
     return digest.hexdigest()
 
@@ -309,7 +358,7 @@ def cached(
 
 
 __all__ = [
-    "ArtifactStore", "ArtifactWarning", "artifact_key", "atomic_write_bytes", "cache_root",
+    "ArtifactStore", "ArtifactWarning", "SourceChangedWarning", "artifact_key", "atomic_write_bytes", "cache_root",
     "cached", "code_version", "load_torch", "module_closure", "save_torch", "source_hash",
     "tensor_digest",
 ]

@@ -7,6 +7,7 @@
     ddrepro book [--profile P] [--quiet] [--skip-run] [--build-dir DIR]
     ddrepro data fetch [names ...]
     ddrepro data status
+    ddrepro lab [--setup-only] [jupyter lab options ...]
 
 Every user mistake (unknown chapter, profile, parameter or override, a value
 of the wrong type or range, missing data) is reported as one line,
@@ -73,6 +74,15 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("names", nargs="*")
     fetch.add_argument("--quiet", action="store_true")
     data_sub.add_parser("status", help="show which data sets are present")
+
+    # allow_abbrev off: `--s...` must reach jupyter lab, not match --setup-only.
+    lab = sub.add_parser("lab", allow_abbrev=False,
+                         help="JupyterLab on the book with the ddrepro kernel (ddrepro.lab)",
+                         description="Register the ddrepro kernel and JupyterLab settings in this "
+                                     "environment, fetch missing data, start JupyterLab with book/ "
+                                     "open. Other options (--no-browser, --port N) go to jupyter lab.")
+    lab.add_argument("--setup-only", action="store_true",
+                     help="register the kernel and settings, fetch data; do not start the server")
     return top
 
 
@@ -183,11 +193,22 @@ def _print_status() -> int:
     return 0
 
 
+def _cmd_lab(args: argparse.Namespace) -> int:
+    from . import lab
+
+    return lab.main(chapters.find_root(), args.jupyter_args, setup_only=args.setup_only)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        parser = _parser()
+        # Only `lab` takes options it does not know: they are jupyter lab's.
+        args, unknown = parser.parse_known_args(argv)
+        if unknown and args.command != "lab":
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.jupyter_args = unknown
         handler = {"run": _cmd_run, "precompute": _cmd_precompute, "book": _cmd_book,
-                   "data": _cmd_data}[args.command]
+                   "data": _cmd_data, "lab": _cmd_lab}[args.command]
         return handler(args)
     except UserError as err:
         print(f"ddrepro: error: {err}", file=sys.stderr)

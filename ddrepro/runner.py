@@ -41,10 +41,10 @@ from .chapters import (
     Page, UserError, check_data, fetch_data, is_notebook_file, notebook_source, notebooks,
     profile_datasets, resolve_params, site_dir, stage_dir,
 )
+from .runtime import ENV_STAGE  # also tells ddrepro.runtime.progress that this is a batch run
 from .scorecard import ENV_PATH as ENV_SCORECARD
 from .scorecard import SUFFIX as SCORECARD_SUFFIX
 
-ENV_STAGE = "DDREPRO_STAGE"
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
 BOOK_DIR = "book"
 # The package's sources are staged too, so a chapter can show the code that ran
@@ -189,6 +189,9 @@ def execute(page: Page, params: Mapping[str, Any], stage: Path, *, quiet: bool =
             papermill.execute_notebook(
                 str(source), str(tmp), parameters=dict(params), kernel_name="python3",
                 progress_bar=not quiet, cwd=str(output.parent), log_output=False,
+                # A cell's stderr holds every redraw of its plain progress bars ("\r"); merged
+                # and collapsed, the executed copy keeps the last state, not megabytes.
+                coalesce_streams=True,
             )
         except Exception as err:  # noqa: BLE001  (any kernel failure is reported, not raised)
             failure = _failure_from(err, tmp)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
 import torch
@@ -181,6 +182,26 @@ def test_code_version_covers_the_import_closure_and_nothing_else(package_copy):
     _edit(package_copy / "plots.py", '\n"""A docstring edit."""\n')
     assert artifact_key("synthetic", {"a": 1}, code=("ddrepro.condense.dm",)) == dm_key
     _edit(package_copy / "augment.py")  # imported by dm: its artifacts must be recomputed
+    assert artifact_key("synthetic", {"a": 1}, code=("ddrepro.condense.dm",)) != dm_key
+
+
+def test_an_edit_after_import_keeps_the_imported_code_key_and_warns_once(package_copy, monkeypatch):
+    """A Jupyter kernel keeps the modules it imported: their results keep that code's key."""
+    monkeypatch.setattr(artifacts, "_IMPORTED", artifacts._snapshot())  # "import" the copy
+    monkeypatch.setattr(artifacts, "_REPORTED", set())
+    dm_key = artifact_key("synthetic", {"a": 1}, code=("ddrepro.condense.dm",))
+    path = package_copy / "augment.py"
+    path.write_text(path.read_text() + "\n# an edit\n")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    artifacts.module_closure.cache_clear()
+    artifacts._module_hash.cache_clear()  # a fresh computation still reads the imported bytes
+    with pytest.warns(artifacts.SourceChangedWarning, match="augment.py changed after this process"):
+        assert artifact_key("synthetic", {"a": 1}, code=("ddrepro.condense.dm",)) == dm_key
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reported once, not at every key
+        artifact_key("synthetic", {"a": 2}, code=("ddrepro.condense.dm",))
+    monkeypatch.setattr(artifacts, "_IMPORTED", artifacts._snapshot())  # a kernel restart
+    artifacts._module_hash.cache_clear()
     assert artifact_key("synthetic", {"a": 1}, code=("ddrepro.condense.dm",)) != dm_key
 
 

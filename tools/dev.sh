@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The two entry points of the README, idempotent on a fresh machine:
+# The three entry points of the README, idempotent on a fresh machine:
 #   bash tools/dev.sh book [ddrepro book options]   # env + data + every chapter + the site
 #   bash tools/dev.sh test [pytest options]         # env + the test suite
-# The virtual environment lives in .venv (override with DDREPRO_VENV); it is
-# re-installed only when pyproject.toml or this script changes.
+#   bash tools/dev.sh lab [jupyter lab options]     # env + kernel + data + JupyterLab on book/
+# One virtual environment serves all three (the book, lab and test extras); it lives
+# in .venv (override with DDREPRO_VENV) and is re-installed only when pyproject.toml
+# or this script changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,11 +37,11 @@ ensure_env() {
   local stamp="$VENV/.ddrepro-install" want
   want="$(cat pyproject.toml tools/dev.sh | sha256sum | cut -c1-16) $TORCH_SPEC $TORCH_INDEX"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    say "installing torch and ddrepro[book,test] into $VENV (first run: a few minutes)"
+    say "installing torch and ddrepro[book,lab,test] into $VENV (first run: a few minutes)"
     "$VENV/bin/python" -m pip install -q --upgrade pip
     # shellcheck disable=SC2086
     "$VENV/bin/python" -m pip install -q $TORCH_SPEC ${TORCH_INDEX:+--index-url "$TORCH_INDEX"}
-    "$VENV/bin/python" -m pip install -q -e ".[book,test]"
+    "$VENV/bin/python" -m pip install -q -e ".[book,lab,test]"
     echo "$want" > "$stamp"
   fi
 }
@@ -69,8 +71,15 @@ case "$cmd" in
     ensure_browser
     exec "$VENV/bin/python" -m pytest -q "$@"
     ;;
+  lab)
+    # `ddrepro lab` registers the `ddrepro` kernel and the settings that open .md chapters
+    # as notebooks, both inside $VENV; fetches missing data; then becomes the server.
+    ensure_env
+    ensure_fetch_tools
+    exec "$VENV/bin/python" -m ddrepro lab "$@"
+    ;;
   *)
-    echo "usage: bash tools/dev.sh book|test [options]" >&2
+    echo "usage: bash tools/dev.sh book|test|lab [options]" >&2
     exit 2
     ;;
 esac
