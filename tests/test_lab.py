@@ -257,9 +257,12 @@ def test_a_chapter_opens_with_the_ddrepro_kernel_and_runs_at_smoke_from_the_shar
     page.wait_for_selector(f"{NOTEBOOK} .jp-CodeCell", timeout=60_000)
     kernel = page.locator(f"{NOTEBOOK} .jp-KernelName")
     kernel.filter(has_text=lab.KERNEL_DISPLAY_NAME).wait_for(timeout=60_000)
-    sessions = [s for s in _api(lab_server, "sessions") if s["path"].endswith(smoke.name)]
-    assert [s["kernel"]["name"] for s in sessions] == [lab.KERNEL_NAME]
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    deadline = time.monotonic() + 30  # the label can show before the server lists the session
+    while not (sessions := [s for s in _api(lab_server, "sessions") if s["path"].endswith(smoke.name)]) \
+            and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert [s["kernel"]["name"] for s in sessions] == [lab.KERNEL_NAME]
     _screenshot(page, "2_chapter_open", tmp_path_factory)
 
     # Bars close when their loop ends (leave=False): note any widget bar ever drawn.
