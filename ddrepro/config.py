@@ -340,22 +340,6 @@ class KIPConfig:
         _check(self.sigma_b2 >= 0.0, self, "sigma_b2", self.sigma_b2, ">= 0")
 
 
-@dataclass(frozen=True)
-class ToyConfig:
-    """The 2-D illustration of Chapter 1: ``n_points`` real points distilled to ``ipc`` per class."""
-
-    n_points: int = 2000
-    noise: float = 0.15
-    ipc: int = 5
-    steps: int = 500
-    epochs: int = 300
-    width: int = 64
-
-    def __post_init__(self) -> None:
-        _positive(self, "n_points", "ipc", "steps", "epochs", "width")
-        _check(self.noise >= 0.0, self, "noise", self.noise, ">= 0")
-
-
 def replace_checked(cfg: Any, **changes: Any) -> Any:
     """``dataclasses.replace`` that names the valid fields when one is unknown."""
     valid = {f.name for f in fields(cfg)}
@@ -375,6 +359,6 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 __all__ = [
     "DataConfig", "NetConfig", "AugConfig", "DCAugConfig", "EvalConfig", "HerdingConfig",
-    "DMConfig", "GMConfig", "MMDConfig", "KIPConfig", "ToyConfig", "REAL_DTYPES", "DC_AUG_OPS",
+    "DMConfig", "GMConfig", "MMDConfig", "KIPConfig", "REAL_DTYPES", "DC_AUG_OPS",
     "EVAL_AUGMENTATIONS", "dc_protocol", "replace_checked", "to_dict",
 ]

@@ -45,6 +45,21 @@ def real_and_test(prof: Profile, name: str, seed: int) -> tuple[data.ImageData, 
     return real, test
 
 
+def real_val_and_test(prof: Profile, name: str, seed: int, val_per_class: int
+                      ) -> tuple[data.ImageData, data.ImageData, data.ImageData]:
+    """A training subset, a validation split held out from the training set, and the test subset.
+
+    The validation images (``val_per_class`` per class, drawn with ``seed + 1``)
+    are removed before the training subset is drawn, so the two never share an
+    image; anything a chapter tunes is chosen on them, never on the test set.
+    """
+    full = data.load(name, "train")
+    val = full.subset_per_class(val_per_class, seed=seed + 1)
+    real = full.without(val).subset_per_class(prof.data.train_per_class, seed=seed)
+    test = data.load(name, "test").subset(prof.data.test_size, seed=seed)
+    return real, val, test
+
+
 def condense_and_evaluate(*, method: str, real: data.ImageData, test: data.ImageData, ipc: int,
                           config: Any, seed: int, net_cfg: NetConfig, aug_cfg: AugConfig,
                           eval_cfg: EvalConfig, device: str | torch.device,
@@ -84,4 +99,4 @@ def does_it_work(prof: Profile, *, seed: int, device: str | torch.device,
 
 
 __all__ = ["GRIDS", "GridBuilder", "condense_and_evaluate", "does_it_work", "real_and_test",
-           "register_grid"]
+           "real_val_and_test", "register_grid"]

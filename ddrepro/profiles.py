@@ -19,9 +19,11 @@ from typing import Any, Mapping
 
 from .config import (
     AugConfig, DataConfig, DMConfig, EvalConfig, GMConfig, HerdingConfig,
-    KIPConfig, MMDConfig, NetConfig, ToyConfig, replace_checked,
+    KIPConfig, MMDConfig, NetConfig, replace_checked,
 )
-from .study_config import BiasConfig, EADConfig, PoisonConfig, PrivacyConfig
+from .study_config import (
+    BiasConfig, BudgetConfig, EADConfig, PoisonConfig, PrivacyConfig, ToyConfig,
+)
 
 # Chapter 1's table, in its order; any registered condenser may be named instead.
 BASICS_METHODS = ("random", "herding", "dc", "dsa", "dm", "mmd", "kip")
@@ -55,6 +57,7 @@ class Profile:
     mmd: MMDConfig = MMDConfig()
     kip: KIPConfig = KIPConfig()
     toy: ToyConfig = ToyConfig()
+    budget: BudgetConfig = BudgetConfig()
     # the study chapters' sections (ddrepro/study_config.py)
     privacy: PrivacyConfig = PrivacyConfig()
     poison: PoisonConfig = PoisonConfig()
@@ -100,6 +103,7 @@ _SMOKE = Profile(
     mmd=MMDConfig(steps=2, batch_real=8),
     kip=KIPConfig(steps=2, batch_real=40),
     toy=ToyConfig(n_points=200, steps=3, epochs=3),
+    budget=BudgetConfig(steps=(1, 2), val_per_class=10),
     privacy=PrivacyConfig(members_per_class=20, r_ipcs=(0.05,), mia_preparations=1, mia_n=10,
                           shadows=2, kip_shadows=2),
     poison=PoisonConfig(dataset="fashion_mnist", ipc=2, targets=1, runs=1, attack_steps=2,
@@ -127,6 +131,7 @@ _CPU = Profile(
                  dsa=True),
     mmd=MMDConfig(steps=150, batch_real=32),
     kip=KIPConfig(steps=100, batch_real=1000),
+    budget=BudgetConfig(steps=(40, 100, 200, 400), val_per_class=100),
     # Sizes the study chapters' issues state for this profile; each chapter
     # calibrates the rest of its section when it is written.
     privacy=PrivacyConfig(members_per_class=500, mia_preparations=3, shadows=16, kip_shadows=16),

@@ -61,3 +61,13 @@ def test_attrs_need_one_row_per_image():
     data = toy_image_data(n_per_class=3, classes=2)
     with pytest.raises(ValueError, match="one row per image"):
         data.with_attrs(colour=torch.zeros(5))
+
+
+def test_without_holds_out_rows_of_the_same_root():
+    data = toy_image_data(n_per_class=5, classes=2)
+    val = data.subset_per_class(2, seed=1)
+    rest = data.without(val)
+    assert len(rest) == len(data) - len(val)
+    assert not set(rest.source_index.tolist()) & set(val.source_index.tolist())
+    with pytest.raises(ValueError, match="different root"):
+        data.without(toy_image_data(n_per_class=5, classes=2, seed=3))

@@ -155,6 +155,14 @@ class ImageData:
             root_id=self.root_digest(), root_rows=rows[index], _digest=None,
         )
 
+    def without(self, other: "ImageData") -> "ImageData":
+        """The rows whose source images are not among ``other``'s (e.g. what a held-out
+        validation split leaves for training); both must come from the same root."""
+        if other.root_digest() != self.root_digest():
+            raise ValueError("without: the two sets come from different root sets; "
+                             "hold out rows of the same loaded data set.")
+        return self.take(~torch.isin(self.source_index, other.source_index))
+
     def with_weights(self, weights: torch.Tensor | None) -> "ImageData":
         """The same rows with per-sample ``weights`` (None removes them)."""
         return dataclasses.replace(self, weights=weights, _digest=None)
