@@ -170,7 +170,7 @@ def _cell(text: str) -> str:
 
 
 def collect(build_dir: str | Path) -> pd.DataFrame:
-    """Every ``*.scorecard.json`` under ``build_dir``, in path order (chapters are numbered dirs)."""
+    """Every ``*.scorecard.json`` under ``build_dir``, ordered by chapter title (titles are numbered)."""
     root = Path(build_dir)
     if not root.is_dir():
         raise ValueError(f"scorecard.collect: {str(root)!r} is not a directory; pass the build stage dir.")
@@ -183,7 +183,10 @@ def collect(build_dir: str | Path) -> pd.DataFrame:
         frames.append(pd.DataFrame.from_records(records, columns=list(COLUMNS)))
     if not frames:
         return empty_frame()
-    return pd.concat(frames, ignore_index=True)
+    # Chapter titles start with their number ("1 Basics", "1 Basics: budget study", "2 Privacy"):
+    # ordering by title follows the book, whatever the file names.
+    return pd.concat(frames, ignore_index=True).sort_values("chapter", kind="stable",
+                                                            ignore_index=True)
 
 
 def empty_frame() -> pd.DataFrame:
