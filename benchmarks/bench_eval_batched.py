@@ -1,4 +1,4 @@
-"""Batched evaluation (``train_models``) against the plain per-model loop (``evaluate_loop``'s trainer).
+"""Batched evaluation (``train_models``) against the plain per-model loop (``ddrepro.reference.train_model_loop``).
 
 K networks trained on one synthetic set: ConvNet-3 width 128 on 100 MNIST-sized
 images (10 per class) with DSA, the DC/DSA/DM evaluation step. A few epochs are
@@ -26,7 +26,8 @@ from torch.profiler import profile
 
 from ddrepro.augment import DSA
 from ddrepro.config import AugConfig, EvalConfig, NetConfig
-from ddrepro.train import train_model_loop, train_models
+from ddrepro.reference import train_model_loop
+from ddrepro.train import train_models
 
 # -- config (override with key=value on the command line) -------------------
 n_models = 10

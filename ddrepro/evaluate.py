@@ -35,7 +35,7 @@ from .config import AugConfig, DCAugConfig, EvalConfig, NetConfig, to_dict
 from .models import TrainedModels
 from .runtime import resolve_device
 from .synthetic import SyntheticSet
-from .train import per_sample_loss, train_model_loop, train_models
+from .train import per_sample_loss, train_models
 
 CODE = ("ddrepro.evaluate",)  # what the artifacts below depend on (its import closure)
 
@@ -68,11 +68,16 @@ def probe(models: TrainedModels, images: Tensor, labels: Tensor, *, flip: bool =
     return out
 
 
-def accuracy(models: TrainedModels, test: Any, batch_size: int = 1024) -> Tensor:
-    """Test accuracy ``(K,)`` of every model on ``test`` (an ImageData or an (images, labels) pair)."""
+def correct(models: TrainedModels, test: Any, batch_size: int = 1024) -> Tensor:
+    """``(K, n)`` bool: which test images each model classifies right (ImageData or a pair)."""
     images, labels = test
     logits = models.predict(images, batch_size=batch_size)
-    return (logits.argmax(2) == labels.to(logits.device)).float().mean(1).cpu()
+    return (logits.argmax(2) == labels.to(logits.device)).cpu()
+
+
+def accuracy(models: TrainedModels, test: Any, batch_size: int = 1024) -> Tensor:
+    """Test accuracy ``(K,)`` of every model on ``test`` (an ImageData or an (images, labels) pair)."""
+    return correct(models, test, batch_size).float().mean(1)
 
 
 def group_accuracy(correct: Tensor, groups: Tensor) -> dict[str, Tensor]:
@@ -196,17 +201,16 @@ class _Protocol:
         """Accuracy, probe outputs, group accuracies and meta of trained ``models`` (plain data)."""
         start = time.perf_counter()
         batch = self.eval_cfg.test_batch_size
-        logits = models.predict(self.test.images, batch_size=batch)
-        correct = (logits.argmax(2) == self.test.labels.to(logits.device)).cpu()
+        right = correct(models, self.test, batch)
         aug_cfg = self.aug_config()
         meta = {"kind": kind, "net": to_dict(self.net_cfg), "eval": to_dict(self.eval_cfg),
                 "aug": None if aug_cfg is None else to_dict(aug_cfg), "seed": seed, "flip": self.flip,
                 "device": str(self.device), "n_train": n_train, "engine": models.engine}
-        return {"accs": correct.float().mean(1), "meta": meta,
+        return {"accs": right.float().mean(1), "meta": meta,
                 "probes": {name: probe(models, x, y, flip=self.probe_flip, batch_size=batch)
                            for name, (x, y) in (self.probes or {}).items()},
                 "groups": {} if self.group_by is None else
-                group_accuracy(correct, self.test.attrs[self.group_by].cpu()),
+                group_accuracy(right, self.test.attrs[self.group_by].cpu()),
                 "seconds": seconds + time.perf_counter() - start}
 
 
@@ -322,35 +326,6 @@ def _train_pooled(sets: list[SyntheticSet], seeds: list[int], proto: _Protocol) 
     return [models.select(list(range(j * m, (j + 1) * m))) for j in range(len(sets))]
 
 
-def evaluate_loop(syn: SyntheticSet, test: Any, *, net_cfg: NetConfig, eval_cfg: EvalConfig,
-                  aug_cfg: AugConfig = AugConfig(), seed: int = 0, flip: bool,
-                  device: str | torch.device = "auto", quiet: bool | None = None,
-                  cache: bool = True) -> EvalResult:
-    """:func:`evaluate` one model at a time with ``nn.Module`` + ``torch.optim.SGD`` (same numbers)."""
-    num_classes = _num_classes(syn, test)
-    dev = resolve_device(device)
-    proto = _protocol(test, net_cfg=net_cfg, eval_cfg=eval_cfg, aug_cfg=aug_cfg, flip=flip,
-                      device=dev, quiet=quiet)
-
-    def compute() -> dict[str, Any]:
-        start = time.perf_counter()
-        aug = proto.aug()
-        test_images, test_labels = test.images.to(dev), test.labels.to(dev)
-        accs = []
-        for k in range(eval_cfg.n_models):
-            net = train_model_loop(syn.images, syn.labels, k, net_cfg=net_cfg, eval_cfg=eval_cfg,
-                                   num_classes=num_classes, seed=seed, aug=aug, device=dev,
-                                   quiet=quiet)
-            with torch.no_grad():
-                preds = torch.cat([net(x).argmax(1) for x in test_images.split(eval_cfg.test_batch_size)])
-            accs.append((preds == test_labels).float().mean())
-        meta = {"kind": "loop", "seed": seed, "device": str(dev), "n_train": len(syn)}
-        return {"accs": torch.stack(accs), "seconds": time.perf_counter() - start, "meta": meta}
-
-    parts = proto.parts("evaluate_loop", _digest(syn), seed)
-    return EvalResult.from_dict(cached("eval", parts, compute, code=CODE, enabled=cache))
-
-
 def arch_label(cfg: NetConfig) -> str:
     """A short name: the network plus every field that differs from ``NetConfig()``."""
     default = NetConfig()
@@ -400,6 +375,6 @@ def train_full(real: Any, test: Any, *, net_cfg: NetConfig, eval_cfg: EvalConfig
 
 
 __all__ = [
-    "EvalResult", "accuracy", "arch_label", "evaluate", "evaluate_across",
-    "evaluate_loop", "evaluate_many", "group_accuracy", "logit_confidence", "probe", "train_full",
+    "EvalResult", "accuracy", "arch_label", "correct", "evaluate", "evaluate_across",
+    "evaluate_many", "group_accuracy", "logit_confidence", "probe", "train_full",
 ]

@@ -23,7 +23,7 @@ whose epoch is over waits (no update) until the others finish theirs.
 Randomness. Model ``k``'s initial weights, shuffling and augmentation come
 from seeds derived from its key ``(seed, k)`` alone, so it trains exactly as
 it would alone: :func:`train_model_loop`, an ordinary ``nn.Module`` +
-``torch.optim.SGD`` loop, is the reference the tests compare against.
+``torch.optim.SGD`` loop (:mod:`ddrepro.reference`), is what the tests compare against.
 ``coupled=True`` gives every model the *same* key, hence the same
 initialisation, and one shared shuffle of the pool from which each model
 keeps its own rows: two retrainings then differ only through the data
@@ -45,7 +45,6 @@ from .augment import DSA
 from .augment_dc import DCAugment
 from .config import EvalConfig, NetConfig
 from .models import TrainedModels, init_stacked, resolve_engine, stacked_forward
-from .nets import build_net
 from .runtime import is_quiet, progress, resolve_device
 
 
@@ -368,46 +367,8 @@ def train_models(images: Tensor, labels: Tensor, *, net_cfg: NetConfig, eval_cfg
                          trajectory, engine)
 
 
-# -- the plain reference loop ------------------------------------------------
-
-def _reference_sgd(net: nn.Module, lr: float, eval_cfg: EvalConfig) -> torch.optim.SGD:
-    return torch.optim.SGD(net.parameters(), lr=lr, momentum=eval_cfg.momentum,
-                           weight_decay=eval_cfg.weight_decay)
-
-
-def train_model_loop(images: Tensor, labels: Tensor, k: int, *, net_cfg: NetConfig,
-                     eval_cfg: EvalConfig, num_classes: int, seed: int = 0,
-                     aug: Augmentation | None = None,
-                     sample_weights: Tensor | None = None, device: str | torch.device = "auto",
-                     quiet: bool | None = None) -> nn.Module:
-    """Model ``k`` of :func:`train_models`, trained alone with ``torch.optim.SGD`` (the reference)."""
-    check_training_inputs(images, labels, num_classes)
-    dev = resolve_device(device)
-    n = images.shape[0]
-    net = build_net(net_cfg, images.shape[1], num_classes, images.shape[2],
-                    seed=derive_seed(seed, k, "init")).to(dev).train()
-    images, labels = images.to(dev), labels.to(dev)
-    weights = model_weights(sample_weights, [torch.arange(n)], n, dev)
-    generator = data_generator(seed, k)
-    opt = _reference_sgd(net, lr_at(0, eval_cfg), eval_cfg)
-    for epoch in progress(range(eval_cfg.epochs), desc=f"model {k}", quiet=is_quiet(quiet)):
-        if epoch == decay_epoch(eval_cfg):
-            # As the reference: a new optimiser at the decayed rate, so no momentum carries over.
-            opt = _reference_sgd(net, lr_at(epoch, eval_cfg), eval_cfg)
-        order = torch.randperm(n, generator=generator).to(dev)
-        for idx in order.split(eval_cfg.batch_size):
-            x = images[idx]
-            if aug is not None:
-                x = aug.apply(x, aug.sample_params(idx.numel(), generator))
-            loss = batch_loss(net(x), labels[idx], None if weights is None else weights[0, idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    return net.eval()
-
-
 __all__ = [
     "Recipe", "TrainedModels", "batch_loss", "check_training_inputs", "data_generator",
     "decay_epoch", "derive_seed", "lr_at", "model_weights", "per_sample_loss", "sgd_step",
-    "sgd_train", "steps_per_epoch", "train_model_loop", "train_models",
+    "sgd_train", "steps_per_epoch", "train_models",
 ]

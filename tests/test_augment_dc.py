@@ -8,7 +8,8 @@ from scipy.ndimage import rotate as scipy_rotate
 
 from ddrepro.augment_dc import DCAugment, DCParams, group_channel_means
 from ddrepro.config import DCAugConfig, EvalConfig, NetConfig, dc_protocol
-from ddrepro.train import train_model_loop, train_models
+from ddrepro.reference import train_model_loop
+from ddrepro.train import train_models
 
 
 def images(n=6, c=1, size=12, seed=0):

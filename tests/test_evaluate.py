@@ -10,8 +10,9 @@ from ddrepro.augment import DSA
 from ddrepro.augment_dc import DCAugment
 from ddrepro.config import AugConfig, EvalConfig, NetConfig
 from ddrepro.data.dataset import ImageData
-from ddrepro.evaluate import EvalResult, accuracy, evaluate, evaluate_across, evaluate_loop, train_full
-from ddrepro.train import lr_at, sgd_step, train_model_loop, train_models
+from ddrepro.evaluate import EvalResult, accuracy, evaluate, evaluate_across, train_full
+from ddrepro.reference import evaluate_loop, train_model_loop
+from ddrepro.train import lr_at, sgd_step, train_models
 from ddrepro.synthetic import SyntheticSet
 
 NET = NetConfig(width=8, depth=2)
@@ -272,7 +273,7 @@ def test_evaluate_caches_and_agrees_with_the_loop(monkeypatch, tmp_path):
     cfg = EvalConfig(epochs=3, batch_size=8, n_models=2, augment="dsa")
     kw = dict(net_cfg=NET, eval_cfg=cfg, seed=0, flip=False, device="cpu", quiet=True)
     batched = evaluate(syn, test, **kw)
-    loop = evaluate_loop(syn, test, cache=False, **kw)
+    loop = evaluate_loop(syn, test, **kw)
     assert isinstance(batched, EvalResult) and batched.accs.shape == (2,)
     assert torch.equal(batched.accs, loop.accs)
     assert batched.mean == pytest.approx(float(batched.accs.mean()))
