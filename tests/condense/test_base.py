@@ -80,9 +80,10 @@ def test_registry_lists_random():
 # Each method starts where its authors' code starts: DC's main.py defaults to --init noise
 # and its Table 1 command passes none; DSA's command passes --init real; main_DM.py uses
 # real; KIP.ipynb samples real images class-balanced; MMD runs DM's loop. Selection
-# methods (random, herding) return real images whatever the init.
+# methods (random, herding) return real images whatever the init. EAD's Alg. 1 initialises
+# from real images, class-balanced.
 AUTHORS_INIT = {"random": "real", "herding": "real", "dc": "noise", "dsa": "real", "dm": "real",
-                "mmd": "real", "kip": "real"}
+                "mmd": "real", "kip": "real", "ead": "real"}
 
 
 def test_every_registered_condenser_has_its_authors_default_init():

@@ -1,0 +1,134 @@
+"""Effect alignment for dataset distillation, EAD (Alg. 1 of the effect-alignment paper).
+
+One expert network is trained on the real set D and its trajectory
+``{(theta^t, eta_t)}`` recorded (:func:`ddrepro.trajectory.expert_trajectory`,
+a cached artifact shared by every run on the same data). The synthetic set
+starts from real images, labelled softly by the expert's final weights, and
+both images and labels (as logits, so they stay distributions) are learned by
+minimising Eq. 7 on minibatches:
+
+    | sum_t w_t <grad L(D_p, theta^t), (1 - alpha) grad L(D_t, theta^t) - grad L(S_t, theta^t)> |
+
+over ``t_m`` sampled checkpoints, with ``w_t`` the checkpoint's step length
+``eta_t x updates`` (normalised to mean 1), D_p a real batch playing P, D_t a
+real batch playing D and S_t a synthetic batch. Each gradient family is one
+vmapped pass over the sampled checkpoints
+(:func:`ddrepro.influence.group_grads` over
+:func:`ddrepro.functional.checkpoint_grads`), not a Python loop.
+
+``alpha``: replacing G = D_t by A = S_t, the first-order unroll gives
+``grad L(D') - grad L(D) = grad L(S_t) - grad L(D_t)`` whatever the batch
+sizes, i.e. ``alpha = 0``; the paper's ``(|D| - |S|) / |S|`` makes ``1 - alpha``
+hugely negative. The default is 0; the chapter ablates it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..config import EvalConfig
+from ..influence import group_grads
+from ..study_config import EADConfig
+from ..train import steps_per_epoch
+from ..trajectory import Trajectory, expert_trajectory, sample_checkpoints
+from .base import Context, register
+
+
+def effect_alignment_loss(g_p: Tensor, g_d: Tensor, g_s: Tensor, alpha: float,
+                          weights: Tensor | None = None) -> Tensor:
+    """Eq. 7: ``|sum_t w_t <gP_t, (1 - alpha) gD_t - gS_t>|`` over rows t (sampled checkpoints)."""
+    if not g_p.shape == g_d.shape == g_s.shape or g_p.dim() != 2:
+        raise ValueError(f"gradients must be three (t_m, P) tensors of one shape, got "
+                         f"{tuple(g_p.shape)}, {tuple(g_d.shape)}, {tuple(g_s.shape)}.")
+    per_checkpoint = (g_p * ((1.0 - alpha) * g_d - g_s)).sum(1)
+    if weights is not None:
+        per_checkpoint = per_checkpoint * weights
+    return per_checkpoint.sum().abs()
+
+
+def check_soft_labels(labels: Tensor, num_classes: int) -> None:
+    """Soft labels must be ``(n, C)`` rows of non-negative numbers that sum to 1."""
+    if labels.dim() != 2 or labels.shape[1] != num_classes or not labels.is_floating_point():
+        raise ValueError(f"soft labels must be a float (n, {num_classes}) tensor, got "
+                         f"{labels.dtype} {tuple(labels.shape)}.")
+    if (labels < 0).any() or not torch.allclose(labels.sum(1), torch.ones(len(labels), dtype=labels.dtype,
+                                                                          device=labels.device), atol=1e-4):
+        raise ValueError("soft labels must be probability distributions (rows >= 0 summing to 1); "
+                         "pass softmax(logits).")
+
+
+def expert_recipe(cfg: EADConfig) -> EvalConfig:
+    """The expert's plain SGD: no momentum, no weight decay, no augmentation, one network."""
+    return EvalConfig(epochs=cfg.expert_epochs, batch_size=cfg.expert_batch, lr=cfg.expert_lr,
+                      momentum=0.0, weight_decay=0.0, n_models=1, augment="none")
+
+
+def expert_checkpoints(n_real: int, cfg: EADConfig) -> int:
+    """How many recorded checkpoints of the expert are followed by an update (the ones EAD samples)."""
+    updates = steps_per_epoch(n_real, cfg.expert_batch) * cfg.expert_epochs
+    return updates // cfg.checkpoint_every
+
+
+def _expert(ctx: Context, cfg: EADConfig) -> tuple[Trajectory, Tensor]:
+    """The cached expert trajectory on the real set and its final logits on the real images."""
+    models = expert_trajectory(ctx.real_images, ctx.real_labels, num_classes=ctx.num_classes,
+                               net_cfg=ctx.net_cfg, eval_cfg=expert_recipe(cfg),
+                               record_every=cfg.checkpoint_every, seed=ctx.seed, device=ctx.device,
+                               quiet=ctx.quiet)
+    return Trajectory.from_models(models, 0).to(ctx.device), models
+
+
+def _random_rows(n: int, size: int, generator: torch.Generator, device: torch.device) -> Tensor:
+    return torch.randperm(n, generator=generator)[:min(size, n)].to(device)
+
+
+@register("ead", EADConfig, default_init="real")
+def run(ctx: Context, syn_images: Tensor, syn_labels: Tensor):
+    """EAD, Alg. 1 (module docstring), with ``EADConfig``; returns soft labels unless ``soft_labels=False``."""
+    cfg: EADConfig = ctx.config
+    available = expert_checkpoints(ctx.real_images.shape[0], cfg)
+    if cfg.t_m > available:  # checked before the expert is trained
+        raise ValueError(f"t_m={cfg.t_m} exceeds the expert's {available} checkpoints; lower "
+                         "t_m, lower checkpoint_every or raise expert_epochs.")
+    traj, models = _expert(ctx, cfg)
+    eligible = torch.nonzero(traj.updates.cpu() > 0).flatten()
+    syn = syn_images.detach().clone().requires_grad_(True)
+    state, groups = [syn], [{"params": [syn], "lr": cfg.lr_img}]
+    if cfg.soft_labels:
+        with torch.no_grad():  # Alg. 1's initialisation: the final expert's soft labels
+            logits = models.predict(syn_images)[0].to(ctx.device)
+        label_logits = logits.clone().requires_grad_(True)
+        state.append(label_logits)
+        groups.append({"params": [label_logits], "lr": cfg.lr_label})
+    optimizer = torch.optim.Adam(groups)
+    n_real, n_syn = ctx.real_images.shape[0], syn.shape[0]
+    for step in ctx.steps(cfg.steps, state=state, optimizer=optimizer):
+        picks = eligible[sample_checkpoints(eligible.numel(), cfg.t_m, ctx.generator)]
+        sampled = traj.take(picks.to(ctx.device))
+        weights = sampled.lrs * sampled.updates
+        weights = weights / weights.mean()
+        p_rows = _random_rows(n_real, cfg.batch_real, ctx.generator, ctx.device)
+        d_rows = _random_rows(n_real, cfg.batch_real, ctx.generator, ctx.device)
+        s_rows = _random_rows(n_syn, cfg.batch_syn, ctx.generator, ctx.device)
+        with torch.no_grad():
+            g_p = group_grads(sampled, ctx.real_images[p_rows], ctx.real_labels[p_rows])
+            g_d = group_grads(sampled, ctx.real_images[d_rows], ctx.real_labels[d_rows])
+        targets = (label_logits[s_rows].softmax(1) if cfg.soft_labels else syn_labels[s_rows])
+        g_s = group_grads(sampled, syn[s_rows], targets)
+        loss = effect_alignment_loss(g_p, g_d, g_s, cfg.alpha, weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        ctx.log(loss)
+        ctx.check_finite(syn, step)
+        if cfg.soft_labels:
+            ctx.check_finite(label_logits, step, "label logits")
+    if not cfg.soft_labels:
+        return syn.detach(), syn_labels
+    labels = label_logits.detach().softmax(1)
+    check_soft_labels(labels, ctx.num_classes)
+    return syn.detach(), labels
+
+
+__all__ = ["check_soft_labels", "effect_alignment_loss", "expert_checkpoints", "expert_recipe", "run"]
