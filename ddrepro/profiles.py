@@ -109,7 +109,8 @@ _SMOKE = Profile(
     poison=PoisonConfig(dataset="fashion_mnist", ipc=2, targets=1, runs=1, attack_steps=2,
                         restarts=1, pretrained=1, power_iterations=2),
     bias=BiasConfig(ratios=(0.0, 100.0), severities=(4,), ipc=2, repeats=1),
-    ead=EADConfig(expert_epochs=1, checkpoint_every=1, t_m=1, steps=2, batch_real=8),
+    ead=EADConfig(expert_epochs=1, checkpoint_every=1, t_m=1, steps=2, batch_real=8, pairs=6,
+                  horizons=(1, 2), scatter_horizon=2, t_ms=(1,), alphas=(0.0,)),
 )
 
 # Sized so that Chapter 1 runs in <= 15 min on 2 cores (measured per method
@@ -141,6 +142,11 @@ _CPU = Profile(
     privacy=PrivacyConfig(members_per_class=500, mia_preparations=3, shadows=16, kip_shadows=16),
     poison=PoisonConfig(dataset="fashion_mnist", ipc=10, targets=8, runs=1),
     bias=BiasConfig(ipc=10, severities=(3, 4)),
+    # Chapter 5: a 2-epoch expert (40 updates, 10 checkpoints), 100 EAD steps on batches of 32
+    # real images, the estimator study on 200 (G, A) pairs of 8x8 digits.
+    ead=EADConfig(expert_epochs=2, checkpoint_every=4, t_m=5, steps=100, lr_img=0.01,
+                  lr_label=0.01, batch_real=32, batch_syn=100, expert_lr=0.05, pairs=200,
+                  t_ms=(1, 2, 5, 10), alphas=(0.0, 0.5, 1.0)),
 )
 
 _PAPER = Profile(name="paper")

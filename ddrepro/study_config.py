@@ -179,8 +179,8 @@ class EADConfig:
     ``(|D| - |S|) / |S|`` is about 500 at our MNIST IPC 10). ``soft_labels``
     False keeps hard one-hot labels fixed (the ablation).
     The estimator study (estimator.md): ``pairs`` random (G, A) pairs retrained
-    at each of the full-batch ``horizons`` (steps T, ``study_lr``); the
-    ablations of ead.md: ``t_ms`` and ``alphas``.
+    at each of the full-batch ``horizons`` (steps T, ``study_lr``), shown in
+    detail at ``scatter_horizon``; the ablations of ead.md: ``t_ms`` and ``alphas``.
     """
 
     expert_epochs: int = 50
@@ -197,6 +197,7 @@ class EADConfig:
     soft_labels: bool = True
     pairs: int = 200
     horizons: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100, 200)
+    scatter_horizon: int = 20
     study_lr: float = 0.05
     t_ms: tuple[int, ...] = (1, 2, 5, 10, 20)
     alphas: tuple[float, ...] = (0.0, 0.5, 1.0)
@@ -209,6 +210,8 @@ class EADConfig:
         _check(len(self.horizons) > 0 and all(h >= 1 for h in self.horizons)
                and list(self.horizons) == sorted(set(self.horizons)), self, "horizons",
                self.horizons, "a non-empty increasing tuple of step counts >= 1")
+        _check(self.scatter_horizon in self.horizons, self, "scatter_horizon", self.scatter_horizon,
+               f"one of horizons {self.horizons}")
         _check(len(self.t_ms) > 0 and all(t >= 1 for t in self.t_ms), self, "t_ms", self.t_ms,
                "a non-empty tuple of ints >= 1")
         _check(len(self.alphas) > 0 and all(math.isfinite(a) for a in self.alphas), self,
