@@ -180,7 +180,9 @@ class EADConfig:
     False keeps hard one-hot labels fixed (the ablation).
     The estimator study (estimator.md): ``pairs`` random (G, A) pairs retrained
     at each of the full-batch ``horizons`` (steps T, ``study_lr``), shown in
-    detail at ``scatter_horizon``; the ablations of ead.md: ``t_ms`` and ``alphas``.
+    detail at ``scatter_horizon``; the ablations (ead_ablations.md, scored on
+    ``val_per_class`` validation images per class held out from the training
+    set): ``t_ms`` and ``alphas``.
     """
 
     expert_epochs: int = 50
@@ -201,11 +203,12 @@ class EADConfig:
     study_lr: float = 0.05
     t_ms: tuple[int, ...] = (1, 2, 5, 10, 20)
     alphas: tuple[float, ...] = (0.0, 0.5, 1.0)
+    val_per_class: int = 500
 
     def __post_init__(self) -> None:
         _positive(self, "expert_epochs", "checkpoint_every", "t_m", "steps", "lr_img",
                   "lr_label", "batch_real", "batch_syn", "expert_lr", "expert_batch", "pairs",
-                  "study_lr")
+                  "study_lr", "val_per_class")
         _check(math.isfinite(self.alpha), self, "alpha", self.alpha, "a finite number")
         _check(len(self.horizons) > 0 and all(h >= 1 for h in self.horizons)
                and list(self.horizons) == sorted(set(self.horizons)), self, "horizons",
