@@ -123,3 +123,36 @@ def test_paper_learning_rates_and_halves():
     assert len(members) == len(others) == 9
     assert not set(members.source_index.tolist()) & set(others.source_index.tolist())
     assert torch.bincount(members.labels).tolist() == [3, 3, 3]
+
+
+def test_claims_grid_fills_what_the_notebooks_lira_calls_read(tmp_path, book_data):
+    """The grid's LiRA jobs (privacy.shadow) and the notebook's condense_many + evaluate_many
+    compute the same artifacts: after the jobs, the notebook's calls write nothing new."""
+    from ddrepro import get_profile, privacy
+    from ddrepro.condense import condense_many
+    from ddrepro.evaluate import evaluate_many
+    from ddrepro.executor import LocalExecutor
+    from ddrepro.grids import GRIDS
+
+    prof = get_profile("smoke")
+    jobs = [j for j in GRIDS.get("claims")(prof, seed=0, device="auto", quiet=True)
+            if j.name.startswith("lira/")]
+    assert [j.name for j in jobs] == ["lira/shadow0", "lira/shadow1", "lira/target0"]
+    LocalExecutor().map(jobs, quiet=True)
+    written = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.pt")}
+    assert written
+
+    study = privacy.membership_study(prof, 0)
+    shared = privacy.lira_kwargs(prof, study, device="cpu", quiet=True)
+    shadow_seeds, target_seeds = privacy.lira_seeds(prof, 0)
+    masks = torch.cat([study.shadow_masks, study.target_masks])
+    sets = condense_many("dm", study.pool, shared["ipc"], subsets=list(masks),
+                         seeds=shadow_seeds + target_seeds, quiet=True, config=shared["config"],
+                         init="noise", net_cfg=prof.net, aug_cfg=prof.aug, device="cpu")
+    evaluate_many(sets, study.test, seeds=shadow_seeds + target_seeds, net_cfg=prof.net,
+                  eval_cfg=shared["eval_cfg"], aug_cfg=prof.aug, flip=study.pool.flip_ok,
+                  probes=shared["probes"], probe_flip=study.pool.flip_ok, device="cpu", quiet=True)
+    assert {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.pt")} == written
+    # each pool image is IN for exactly half of the shadows; targets are independent halves
+    assert (study.shadow_masks.sum(0) == prof.privacy.shadows // 2).all()
+    assert (torch.bincount(study.pool.labels[study.target_masks[0]]) == study.members_per_class).all()
