@@ -146,7 +146,7 @@ _CPU = Profile(
     privacy=PrivacyConfig(members_per_class=500, mia_preparations=3, mia_n=500, shadows=16,
                           kip_shadows=16, other_r_ipcs=(0.01,), dm_steps=40, dsa_steps=10,
                           eval_epochs=30, lira_targets=2, lira_probes_per_class=100,
-                          control_per_class=50, control_epochs=30),
+                          control_per_class=50, control_epochs=30, theory_per_class=100),
     poison=PoisonConfig(dataset="fashion_mnist", ipc=10, targets=8, runs=1),
     bias=BiasConfig(ipc=10, severities=(3, 4)),
 )
