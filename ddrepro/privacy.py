@@ -115,7 +115,7 @@ def decomposition(syn: SyntheticSet, real: ImageData, rtol: float = 1e-5) -> pd.
 
     Columns: ``class``, ``rank`` (of T_c) and ``d``; ``bary_rel``
     ``||mean(S_c) - mean(T_c)|| / ||mean(T_c)||`` (Eq. 10); ``sum_outside_rel``
-    ``||sum_i P_perp s_i|| / sum_i ||P_perp s_i||`` (Eq. 11; NaN when nothing is outside);
+    ``||sum_i P_perp s_i|| / sum_i ||s_i||`` (Eq. 11, relative to the images' size);
     ``to_init`` ``||s_i - s_i(0)||`` and ``init_norm`` ``||s_i(0)||``; ``eq12_err``
     ``||s_i - (s_i(0) + mean(T_c) - mean(S_c(0)))|| / ||s_i - s_i(0)||`` (Eq. 12, the
     shift common to all images); ``outside_before`` / ``outside_after`` ``||P_perp s_i||``
@@ -133,15 +133,14 @@ def decomposition(syn: SyntheticSet, real: ImageData, rtol: float = 1e-5) -> pd.
         span = span_of(t, rtol)
         t_mean, s_mean, s0_mean = t.mean(0), s.mean(0), s0.mean(0)
         out, out0 = span.outside(s), span.outside(s0)
-        out_sum = out.norm(dim=1).sum()
-        negligible = out_sum <= 1e-5 * s.norm(dim=1).sum()  # float32 rounding: nothing outside
+        size = s.norm(dim=1).sum()
         moved = s - s0
         predicted = t_mean - s0_mean
         for i in range(s.shape[0]):
             rows.append({
                 "class": c, "image": i, "rank": span.rank, "d": span.dim,
                 "bary_rel": float((s_mean - t_mean).norm() / t_mean.norm()),
-                "sum_outside_rel": float("nan") if negligible else float(out.sum(0).norm() / out_sum),
+                "sum_outside_rel": float(out.sum(0).norm() / size),
                 "to_init": float(moved[i].norm()), "init_norm": float(s0[i].norm()),
                 "eq12_err": float((moved[i] - predicted).norm() / moved[i].norm().clamp_min(1e-30)),
                 "outside_before": float(out0[i].norm()), "outside_after": float(out[i].norm()),
@@ -204,9 +203,9 @@ def leave_one_out(method: str, real: ImageData, ipc: int, *, cls: int = 0, seed:
     syn2 = condense(method, real.with_weights(weights), ipc, seed=seed, **condense_kwargs)
     hard = syn.hard_labels()
     change = (syn2.images - syn.images).flatten(1).double().norm(dim=1)
-    t = real.images[real.labels == cls].double().flatten(1)
-    keep = torch.ones(t.shape[0], dtype=torch.bool)
-    keep[int((rows[0] == torch.nonzero(real.labels == cls).flatten()).nonzero()[0])] = False
+    class_rows = torch.nonzero(real.labels == cls).flatten()
+    t = real.images[class_rows].double().flatten(1)
+    keep = class_rows != x
     norms = torch.cat([t.norm(dim=1), syn.images.flatten(1).double().norm(dim=1),
                        syn2.images.flatten(1).double().norm(dim=1)])
     big_b = float(norms.max())
@@ -310,7 +309,9 @@ def train_on_halves(pool: ImageData, member: Tensor, *, net_cfg: NetConfig, eval
         return {"phi": phi, "loss": out["loss"],
                 "train_acc": (out["logits"].argmax(-1) == pool.labels).float()}
 
-    return cached("real-shadows", parts, compute, code=CODE, enabled=cache)
+    # keyed on this function and the training code, not on the rest of this module
+    return cached("real-shadows", parts, compute, code=(train_on_halves, "ddrepro.evaluate"),
+                  enabled=cache)
 
 
 # -- the chapter's study: data, configs and jobs, shared by the notebook and its grid --------
