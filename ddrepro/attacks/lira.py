@@ -7,14 +7,15 @@ confidence ``phi = z_y - logsumexp_{j != y} z_j`` (Eq. 4 of Carlini et al.;
 :func:`ddrepro.evaluate.logit_confidence`) when IN and when OUT, and scores
 the target model's ``phi`` on that example:
 
-* online (their Alg. 1): ``log N(phi; mu_in, s_in^2) - log N(phi; mu_out, s_out^2)``;
-* offline (Sec. VI-C): a one-sided test against OUT only,
+* online (their Algorithm 1): ``log N(phi; mu_in, s_in^2) - log N(phi; mu_out, s_out^2)``;
+* offline: a one-sided test against OUT only (their offline variant),
   ``log Pr[Z <= (phi - mu_out) / s_out]``: large when phi is unusually high.
 
 Several queries of one example (the image and its mirror) get a Gaussian each
 and their scores are averaged, as in the authors' code. With few shadows the
 per-example variance is noisy: ``global_variance`` pools one variance over all
-examples (the residuals around each example's own mean; Sec. VI-B).
+examples (the residuals around each example's own mean), as the authors advise
+for small shadow counts.
 
 Metrics come from the kept libraries: ROC and AUC from scikit-learn, the AUC's
 bootstrap interval from :func:`scipy.stats.bootstrap`, Clopper-Pearson
