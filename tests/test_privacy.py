@@ -156,3 +156,19 @@ def test_claims_grid_fills_what_the_notebooks_lira_calls_read(tmp_path, book_dat
     # each pool image is IN for exactly half of the shadows; targets are independent halves
     assert (study.shadow_masks.sum(0) == prof.privacy.shadows // 2).all()
     assert (torch.bincount(study.pool.labels[study.target_masks[0]]) == study.members_per_class).all()
+
+
+def test_probe_rows_query_every_initialisation_image_and_2n_others():
+    from ddrepro.privacy import probe_rows
+    from ddrepro.synthetic import SyntheticSet
+
+    members, _ = halves(toy(), seed=0)
+    init = members.source_index[[0, 4]]
+    syn = SyntheticSet(torch.zeros(2, 1, 4, 4), torch.tensor([0, 1]), (0.0,), (1.0,),
+                       meta={"init_indices": init})
+    rows = probe_rows(members, syn, n=2, seed=0)
+    assert rows.tolist() == sorted(set(rows.tolist())) and len(rows) == 2 + 4
+    assert {0, 4} <= set(rows.tolist())
+    assert torch.equal(rows, probe_rows(members, syn, n=2, seed=0))
+    noise = SyntheticSet(torch.zeros(2, 1, 4, 4), torch.tensor([0, 1]), (0.0,), (1.0,), meta={})
+    assert len(probe_rows(members, noise, n=3, seed=1)) == 6
