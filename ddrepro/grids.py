@@ -98,5 +98,15 @@ def does_it_work(prof: Profile, *, seed: int, device: str | torch.device,
     return jobs
 
 
+@register_grid("claims")
+def privacy_claims(prof: Profile, *, seed: int, device: str | torch.device,
+                   quiet: bool | None) -> list[Job]:
+    """Chapter 2's claims (``book/02_privacy/claims.md``): loss-MIA preparations, LiRA's shadow
+    and target syntheses and the real-data control (:func:`ddrepro.privacy.claims_jobs`)."""
+    from .privacy import claims_jobs  # lazy: keeps this module's import light
+
+    return claims_jobs(prof, seed=seed, device=device, quiet=quiet)
+
+
 __all__ = ["GRIDS", "GridBuilder", "condense_and_evaluate", "does_it_work", "real_and_test",
            "real_val_and_test", "register_grid"]

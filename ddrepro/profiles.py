@@ -104,8 +104,11 @@ _SMOKE = Profile(
     kip=KIPConfig(steps=2, batch_real=40),
     toy=ToyConfig(n_points=200, steps=3, epochs=3),
     budget=BudgetConfig(steps=(1, 2), val_per_class=10),
-    privacy=PrivacyConfig(members_per_class=20, r_ipcs=(0.05,), mia_preparations=1, mia_n=10,
-                          shadows=2, kip_shadows=2),
+    privacy=PrivacyConfig(members_per_class=20, r_ipcs=(0.05,), mia_preparations=1, mia_n=5,
+                          shadows=2, kip_shadows=2, other_r_ipcs=(0.05,), dsa_steps=1,
+                          lira_r_ipc=0.05, lira_targets=1, lira_probes_per_class=4,
+                          control_per_class=4, control_epochs=1, theory_per_class=20,
+                          theory_width=8, theory_steps=5),
     poison=PoisonConfig(dataset="fashion_mnist", ipc=2, targets=1, runs=1, attack_steps=2,
                         restarts=1, pretrained=1, power_iterations=2),
     bias=BiasConfig(ratios=(0.0, 100.0), severities=(4,), ipc=2, repeats=1),
@@ -139,7 +142,12 @@ _CPU = Profile(
     budget=BudgetConfig(steps=(40, 100, 200, 400), val_per_class=100),
     # Sizes the study chapters' issues state for this profile; each chapter
     # calibrates the rest of its section when it is written.
-    privacy=PrivacyConfig(members_per_class=500, mia_preparations=3, shadows=16, kip_shadows=16),
+    # Chapter 2 (book/02_privacy/claims.md): |T| = 500 per class as the issue states; the
+    # syntheses and victims shortened so the notebook stays within 15 minutes on 2 cores.
+    privacy=PrivacyConfig(members_per_class=500, mia_preparations=3, mia_n=500, shadows=16,
+                          kip_shadows=16, other_r_ipcs=(0.01,), dm_steps=40, dsa_steps=10,
+                          eval_epochs=30, lira_targets=2, lira_probes_per_class=100,
+                          control_per_class=50, control_epochs=30, theory_per_class=100),
     poison=PoisonConfig(dataset="fashion_mnist", ipc=10, targets=8, runs=1),
     bias=BiasConfig(ipc=10, severities=(3, 4)),
     # Chapter 5: a 2-epoch expert (40 updates, 10 checkpoints), 80 EAD steps on batches of 32

@@ -69,6 +69,20 @@ class PrivacyConfig:
     to choose the threshold (paper: N = 1000). LiRA: ``shadows`` shadow
     preparations (paper: 256 for DM, ``kip_shadows`` = 64 for KIP), TPR read at
     ``fprs``. DP baselines at ``epsilons`` (DP-MERF: 10 and 2).
+
+    Ours (the paper gives none of these): DSA and KIP run at ``other_r_ipcs``
+    (paper: 0.002 and 0.01); ``dm_steps`` / ``dsa_steps`` (None: the profile's
+    ``dm.steps`` / ``dsa.steps``) and ``eval_epochs`` (None: ``eval.epochs``)
+    size the syntheses and their victim models f_S (one per preparation, as in
+    the paper). LiRA attacks ``lira_targets`` independent target preparations at
+    ``lira_r_ipc`` with ``shadows`` shadows, querying ``lira_probes_per_class``
+    pool images per class (None: all). The real-data positive control trains
+    ``shadows`` + ``lira_targets`` ConvNets directly on halves of
+    ``control_per_class`` images per class for ``control_epochs`` epochs
+    (minibatch 32, no augmentation). The propositions are measured with
+    ``theory_per_class`` members per class (fewer than the d = 784 pixels of
+    Fashion-MNIST, so span(T) is a proper subspace: Assumption 4.1), a random
+    extractor of width ``theory_width`` (k < d) and ``theory_steps`` DM steps.
     """
 
     dataset: str = "fashion_mnist"
@@ -80,10 +94,31 @@ class PrivacyConfig:
     kip_shadows: int = 64
     fprs: tuple[float, ...] = (0.001, 0.01)
     epsilons: tuple[float, ...] = (10.0, 2.0)
+    other_r_ipcs: tuple[float, ...] = (0.002, 0.01)
+    dm_steps: int | None = None
+    dsa_steps: int | None = None
+    eval_epochs: int | None = None
+    lira_r_ipc: float = 0.01
+    lira_targets: int = 4
+    lira_probes_per_class: int | None = None
+    control_per_class: int = 500
+    control_epochs: int = 100
+    theory_per_class: int = 500
+    theory_width: int = 64
+    theory_steps: int = 300
 
     def __post_init__(self) -> None:
         _check(self.members_per_class is None or self.members_per_class >= 1, self,
                "members_per_class", self.members_per_class, ">= 1 or None")
+        _fractions(self, "other_r_ipcs", self.other_r_ipcs, 0.0, 1.0)
+        _check(0.0 < self.lira_r_ipc < 1.0, self, "lira_r_ipc", self.lira_r_ipc, "in (0, 1)")
+        for name in ("dm_steps", "dsa_steps", "eval_epochs", "lira_probes_per_class"):
+            value = getattr(self, name)
+            _check(value is None or value >= 1, self, name, value, ">= 1 or None")
+        _positive(self, "lira_targets", "control_epochs", "theory_width", "theory_steps")
+        _check(self.control_per_class >= 2, self, "control_per_class", self.control_per_class,
+               ">= 2 (split into members and non-members)")
+        _check(self.theory_per_class >= 2, self, "theory_per_class", self.theory_per_class, ">= 2")
         _fractions(self, "r_ipcs", self.r_ipcs, 0.0, 1.0)
         _positive(self, "mia_preparations", "mia_n")
         for name in ("shadows", "kip_shadows"):
