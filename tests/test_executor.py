@@ -209,7 +209,7 @@ def test_grid_fills_exactly_the_artifacts_the_notebook_reads(monkeypatch, tmp_pa
 
 PRECOMPUTE_ERRORS = [
     (["precompute", "no_such_chapter"], "unknown chapter 'no_such_chapter'"),
-    (["precompute", "data"], "chapter 'data' has no precompute grid; chapters with one: does_it_work"),
+    (["precompute", "data"], "chapter 'data' has no precompute grid; chapters with one: "),
     (["precompute", "does_it_work", "--shard", "3/2"],
      "shard '3/2' must be INDEX/COUNT with 0 <= INDEX < COUNT"),
     (["precompute", "does_it_work", "--shard", "two"], "must be INDEX/COUNT"),
