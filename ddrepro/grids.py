@@ -98,5 +98,81 @@ def does_it_work(prof: Profile, *, seed: int, device: str | torch.device,
     return jobs
 
 
+
+# -- Chapter 4, dataset bias (book/04_bias) -------------------------------------------
+
+def cmnist_cells(prof: Profile) -> list[tuple[str, str, float, int, bool]]:
+    """The (job name, method, ratio, severity, colour op kept) cells of ``book/04_bias/cmnist``:
+    DM at every ratio, DSA at ``dsa_ratios``, DC at ``dc_ratios``, DM and DSA without DSA's colour op at ``colour_ratio``,
+    and DM at ratios 0 and 100 for every severity of Table 2."""
+    bias = prof.bias
+    cells = [(f"dm/r{r:g}/s{bias.severity}", "dm", r, bias.severity, True) for r in bias.ratios]
+    cells += [(f"dsa/r{r:g}/s{bias.severity}", "dsa", r, bias.severity, True) for r in bias.dsa_ratios]
+    cells += [(f"dc/r{r:g}/s{bias.severity}", "dc", r, bias.severity, True) for r in bias.dc_ratios]
+    cells += [(f"{m}-nocolour/r{bias.colour_ratio:g}/s{bias.severity}", m, bias.colour_ratio,
+               bias.severity, False) for m in ("dm", "dsa")]
+    cells += [(f"dm/r{r:g}/s{s}", "dm", r, s, True) for s in bias.severities for r in (0.0, 100.0)
+              if s != bias.severity or r not in bias.ratios]
+    return cells
+
+
+@register_grid("cmnist")
+def cmnist(prof: Profile, *, seed: int, device: str | torch.device, quiet: bool | None) -> list[Job]:
+    """Chapter 4's Tables 1-2 at the profile: one job per :func:`cmnist_cells` cell
+    (``(SyntheticSet, EvalResult, 0.0)``) and the full-set control per ratio (``"full/r95/s4"``)."""
+    from . import bias_study as bs
+
+    jobs, sets = [], {}
+
+    def data(ratio: float, severity: int):
+        if (ratio, severity) not in sets:
+            sets[ratio, severity] = (bs.biased_split(prof, ratio, severity, seed),
+                                     bs.biased_test(prof, severity, seed))
+        return sets[ratio, severity]
+
+    for name, method, ratio, severity, colour in cmnist_cells(prof):
+        real, test = data(ratio, severity)
+        aug = prof.aug if colour else bs.without_colour(prof.aug)
+        kwargs = dict(method=method, real=real, test=test, ipc=prof.bias.ipc,
+                      config=prof.condenser_config(method), seed=seed, net_cfg=prof.net,
+                      aug_cfg=aug, eval_cfg=prof.eval, device=device, quiet=quiet)
+        jobs.append(Job(bs.distil_and_score, kwargs, name=name))
+    for ratio in prof.bias.ratios:
+        real, test = data(ratio, prof.bias.severity)
+        kwargs = dict(real=real, test=test, net_cfg=prof.net, eval_cfg=bs.full_eval_config(prof),
+                      aug_cfg=prof.aug, seed=seed, device=device, quiet=quiet)
+        jobs.append(Job(bs.full_control, kwargs, name=f"full/r{ratio:g}/s{prof.bias.severity}"))
+    return jobs
+
+
+@register_grid("debiased")
+def debiased(prof: Profile, *, seed: int, device: str | torch.device, quiet: bool | None) -> list[Job]:
+    """Chapter 4's debiasing study: DM and reweighted DM at ``debias_ratios``, ``repeats`` seeds
+    (``seed``, ``seed + 1``, ...: distillation and evaluation; one biased data set per ratio,
+    built with ``seed``), jobs ``"dm/r95/k0"`` and ``"dm-debiased/r95/k0"``, plus the full-set
+    control per ratio (``"full/r95"``)."""
+    from . import bias_study as bs
+    from .debias import DebiasConfig
+
+    bias = prof.bias
+    weighting = DebiasConfig(bandwidth=bias.debias_bandwidth, power=bias.debias_power)
+    jobs = []
+    for ratio in bias.debias_ratios:
+        real = bs.biased_split(prof, ratio, bias.severity, seed)
+        test = bs.biased_test(prof, bias.severity, seed)
+        for k in range(bias.repeats):
+            for label, debias in (("dm", None), ("dm-debiased", weighting)):
+                kwargs = dict(method="dm", real=real, test=test, ipc=bias.ipc,
+                              config=prof.condenser_config("dm"), seed=seed + k, net_cfg=prof.net,
+                              aug_cfg=prof.aug, eval_cfg=prof.eval, debias=debias, device=device,
+                              quiet=quiet)
+                jobs.append(Job(bs.distil_and_score, kwargs, name=f"{label}/r{ratio:g}/k{k}"))
+        kwargs = dict(real=real, test=test, net_cfg=prof.net, eval_cfg=bs.full_eval_config(prof),
+                      aug_cfg=prof.aug, seed=seed, device=device, quiet=quiet)
+        jobs.append(Job(bs.full_control, kwargs, name=f"full/r{ratio:g}"))
+    return jobs
+
+
 __all__ = ["GRIDS", "GridBuilder", "condense_and_evaluate", "does_it_work", "real_and_test",
-           "real_val_and_test", "register_grid"]
+           "real_val_and_test", "register_grid",
+           "cmnist", "cmnist_cells", "debiased"]
