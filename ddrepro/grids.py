@@ -102,24 +102,32 @@ def does_it_work(prof: Profile, *, seed: int, device: str | torch.device,
 # -- Chapter 4, dataset bias (book/04_bias) -------------------------------------------
 
 def cmnist_cells(prof: Profile) -> list[tuple[str, str, float, int, bool]]:
-    """The (job name, method, ratio, severity, colour op kept) cells of ``book/04_bias/cmnist``:
-    DM at every ratio, DSA at ``dsa_ratios``, DC at ``dc_ratios``, DM and DSA without DSA's colour op at ``colour_ratio``,
-    and DM at ratios 0 and 100 for every severity of Table 2."""
+    """The (job name, method, ratio, severity, colour op kept) cells of ``book/04_bias/cmnist``
+    (Table 1): DM at every ratio, DSA at ``dsa_ratios``, DC at ``dc_ratios``."""
     bias = prof.bias
     cells = [(f"dm/r{r:g}/s{bias.severity}", "dm", r, bias.severity, True) for r in bias.ratios]
     cells += [(f"dsa/r{r:g}/s{bias.severity}", "dsa", r, bias.severity, True) for r in bias.dsa_ratios]
     cells += [(f"dc/r{r:g}/s{bias.severity}", "dc", r, bias.severity, True) for r in bias.dc_ratios]
-    cells += [(f"{m}-nocolour/r{bias.colour_ratio:g}/s{bias.severity}", m, bias.colour_ratio,
-               bias.severity, False) for m in ("dm", "dsa")]
-    cells += [(f"dm/r{r:g}/s{s}", "dm", r, s, True) for s in bias.severities for r in (0.0, 100.0)
-              if s != bias.severity or r not in bias.ratios]
     return cells
 
 
-@register_grid("cmnist")
-def cmnist(prof: Profile, *, seed: int, device: str | torch.device, quiet: bool | None) -> list[Job]:
-    """Chapter 4's Tables 1-2 at the profile: one job per :func:`cmnist_cells` cell
-    (``(SyntheticSet, EvalResult, 0.0)``) and the full-set control per ratio (``"full/r95/s4"``)."""
+def shortcut_cells(prof: Profile) -> list[tuple[str, str, float, int, bool]]:
+    """The cells of ``book/04_bias/shortcut``: DM and DSA at ``colour_ratio`` with and without
+    DSA's colour op, and DM at ratios 0 and 100 % for every severity of Table 2 (cells shared
+    with :func:`cmnist_cells` carry the same name and arguments, so they are cache hits)."""
+    bias = prof.bias
+    r, s0 = bias.colour_ratio, bias.severity
+    cells = [(f"{m}{tag}/r{r:g}/s{s0}", m, r, s0, colour)
+             for m in ("dm", "dsa") for tag, colour in (("", True), ("-nocolour", False))]
+    cells += [(f"dm/r{ratio:g}/s{s}", "dm", ratio, s, True)
+              for s in sorted(set(bias.severities)) for ratio in (0.0, 100.0)]
+    return cells
+
+
+def _bias_jobs(prof: Profile, cells: list[tuple[str, str, float, int, bool]], full_ratios: tuple,
+               *, seed: int, device: str | torch.device, quiet: bool | None) -> list[Job]:
+    """One :func:`ddrepro.bias_study.distil_and_score` job per cell, then the full-set control
+    at each of ``full_ratios`` (severity ``bias.severity``, named ``"full/r95/s4"``)."""
     from . import bias_study as bs
 
     jobs, sets = [], {}
@@ -130,19 +138,34 @@ def cmnist(prof: Profile, *, seed: int, device: str | torch.device, quiet: bool 
                                      bs.biased_test(prof, severity, seed))
         return sets[ratio, severity]
 
-    for name, method, ratio, severity, colour in cmnist_cells(prof):
+    for name, method, ratio, severity, colour in cells:
         real, test = data(ratio, severity)
         aug = prof.aug if colour else bs.without_colour(prof.aug)
         kwargs = dict(method=method, real=real, test=test, ipc=prof.bias.ipc,
                       config=prof.condenser_config(method), seed=seed, net_cfg=prof.net,
                       aug_cfg=aug, eval_cfg=prof.eval, device=device, quiet=quiet)
         jobs.append(Job(bs.distil_and_score, kwargs, name=name))
-    for ratio in prof.bias.ratios:
+    for ratio in full_ratios:
         real, test = data(ratio, prof.bias.severity)
         kwargs = dict(real=real, test=test, net_cfg=prof.net, eval_cfg=bs.full_eval_config(prof),
                       aug_cfg=prof.aug, seed=seed, device=device, quiet=quiet)
         jobs.append(Job(bs.full_control, kwargs, name=f"full/r{ratio:g}/s{prof.bias.severity}"))
     return jobs
+
+
+@register_grid("cmnist")
+def cmnist(prof: Profile, *, seed: int, device: str | torch.device, quiet: bool | None) -> list[Job]:
+    """Chapter 4's Table 1 at the profile: one job per :func:`cmnist_cells` cell
+    (``(SyntheticSet, EvalResult, 0.0)``) and the full-set control per ratio (``"full/r95/s4"``)."""
+    return _bias_jobs(prof, cmnist_cells(prof), prof.bias.ratios, seed=seed, device=device, quiet=quiet)
+
+
+@register_grid("shortcut")
+def shortcut(prof: Profile, *, seed: int, device: str | torch.device, quiet: bool | None) -> list[Job]:
+    """Chapter 4's colour-op check and Table 2: one job per :func:`shortcut_cells` cell, and the
+    full-set control at ``colour_ratio``."""
+    return _bias_jobs(prof, shortcut_cells(prof), (prof.bias.colour_ratio,), seed=seed,
+                      device=device, quiet=quiet)
 
 
 @register_grid("debiased")
@@ -175,4 +198,4 @@ def debiased(prof: Profile, *, seed: int, device: str | torch.device, quiet: boo
 
 __all__ = ["GRIDS", "GridBuilder", "condense_and_evaluate", "does_it_work", "real_and_test",
            "real_val_and_test", "register_grid",
-           "cmnist", "cmnist_cells", "debiased"]
+           "cmnist", "cmnist_cells", "debiased", "shortcut", "shortcut_cells"]

@@ -9,7 +9,7 @@ from ddrepro import get_profile
 from ddrepro.bias_study import full_eval_config, group_accuracies, without_colour
 from ddrepro.config import AugConfig
 from ddrepro.evaluate import EvalResult
-from ddrepro.grids import GRIDS, cmnist_cells
+from ddrepro.grids import GRIDS, cmnist_cells, shortcut_cells
 
 
 def test_without_colour_drops_only_the_colour_op():
@@ -30,9 +30,13 @@ def test_cpu_cells_cover_the_issue():
     prof = get_profile("cpu")
     names = [cell[0] for cell in cmnist_cells(prof)]
     assert len(names) == len(set(names))
-    assert {f"dm/r{r:g}/s4" for r in (0, 10, 50, 80, 95, 100)} <= set(names)
-    assert {"dsa/r80/s4", "dsa/r95/s4", "dsa-nocolour/r95/s4", "dm-nocolour/r95/s4"} <= set(names)
-    assert {"dm/r0/s3", "dm/r100/s3"} <= set(names)
+    assert {f"dm/r{r:g}/s4" for r in (0, 10, 50, 80, 95, 100)} | {"dsa/r80/s4", "dsa/r95/s4"} == set(names)
+    more = [cell[0] for cell in shortcut_cells(prof)]
+    assert len(more) == len(set(more))
+    assert {"dsa-nocolour/r95/s4", "dm-nocolour/r95/s4", "dm/r0/s3", "dm/r100/s3"} <= set(more)
+    # a cell in both grids has the same arguments in both
+    shared = {c[0]: c for c in cmnist_cells(prof)}
+    assert all(shared[c[0]] == c for c in shortcut_cells(prof) if c[0] in shared)
     assert full_eval_config(prof).augment == "none" and prof.bias.ipc == 10
     assert prof.bias.repeats >= 3 and set(prof.bias.debias_ratios) == {80.0, 95.0}
 
