@@ -156,8 +156,10 @@ def _bias_jobs(prof: Profile, cells: list[tuple[str, str, float, int, bool]], fu
 @register_grid("cmnist")
 def cmnist(prof: Profile, *, seed: int, device: str | torch.device, quiet: bool | None) -> list[Job]:
     """Chapter 4's Table 1 at the profile: one job per :func:`cmnist_cells` cell
-    (``(SyntheticSet, EvalResult, 0.0)``) and the full-set control per ratio (``"full/r95/s4"``)."""
-    return _bias_jobs(prof, cmnist_cells(prof), prof.bias.ratios, seed=seed, device=device, quiet=quiet)
+    (``(SyntheticSet, EvalResult, 0.0)``) and the full-set control at ``full_ratios``
+    (``"full/r95/s4"``)."""
+    return _bias_jobs(prof, cmnist_cells(prof), prof.bias.full_ratios, seed=seed, device=device,
+                      quiet=quiet)
 
 
 @register_grid("shortcut")

@@ -140,15 +140,16 @@ class PoisonConfig:
 class BiasConfig:
     """Chapter 4, Lu et al., dataset bias in DD: CMNIST-DD and CCIFAR10-DD.
 
-    ``ratios``: percentages of bias-aligned training images (paper: 0, 10, 50,
-    80, 95, 100); ``severity`` of the colour/corruption shortcut (1-4; paper's
-    Table 1: 4) and ``severities`` for Table 2 (at ratios 0 and 100); DC/DSA/DM at ``ipc`` 50;
-    ``repeats`` runs per cell (paper: 3, mean +- std; also the seeds of the debiasing study).
-    Ours: ``dsa_ratios`` and ``dc_ratios`` where DSA and DC run beside DM, ``colour_ratio`` where DM and DSA also run
-    without DSA's colour op, ``test_aligned`` % aligned images in the evaluation test split
-    (its conflicting part is the paper's test set), the full-set control's ``full_epochs``
-    (paper: 150) and ``full_models`` (paper: 3 repeats), ``debias_ratios`` and the
-    reweighting's KDE ``debias_bandwidth`` and ``debias_power`` (``ddrepro.debias``).
+    ``ratios``: percentages of bias-aligned training images (paper: 0, 10, 50, 80, 95,
+    100); ``severity`` of the colour/corruption shortcut (1-4; paper's Table 1: 4) and
+    ``severities`` for Table 2 (at ratios 0 and 100); DC/DSA/DM at ``ipc`` 50; ``repeats``
+    runs per cell (paper: 3, mean +- std; here the seeds of the debiasing study).
+    Ours: ``dsa_ratios`` and ``dc_ratios`` where DSA and DC run beside DM;
+    ``colour_ratio`` where DM and DSA also run without DSA's colour op; ``test_aligned``
+    % aligned images in the evaluation test split (its conflicting part is the paper's
+    test set); the full-set control's ``full_epochs`` (paper: 150), ``full_models``
+    (paper: 3 repeats) and ``full_ratios`` (where it runs in Table 1); ``debias_ratios``
+    and the reweighting's KDE ``debias_bandwidth`` and ``debias_power`` (``ddrepro.debias``).
     """
 
     dataset: str = "cmnist_dd"
@@ -163,6 +164,7 @@ class BiasConfig:
     test_aligned: float = 50.0
     full_epochs: int = 150
     full_models: int = 3
+    full_ratios: tuple[float, ...] = (0.0, 10.0, 50.0, 80.0, 95.0, 100.0)
     debias_ratios: tuple[float, ...] = (0.0, 10.0, 50.0, 80.0, 95.0, 100.0)
     debias_bandwidth: float = 0.05
     debias_power: float = 1.0
@@ -170,7 +172,7 @@ class BiasConfig:
     def __post_init__(self) -> None:
         _check(self.dataset in ("cmnist_dd", "ccifar10_dd"), self, "dataset", self.dataset,
                "'cmnist_dd' or 'ccifar10_dd'")
-        for name in ("ratios", "dsa_ratios", "dc_ratios", "debias_ratios"):
+        for name in ("ratios", "dsa_ratios", "dc_ratios", "full_ratios", "debias_ratios"):
             values = getattr(self, name)
             _check(all(0.0 <= r <= 100.0 for r in values), self, name, values,
                    "a tuple of percentages in [0, 100]")
