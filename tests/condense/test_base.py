@@ -82,7 +82,7 @@ def test_registry_lists_random():
 # real; KIP.ipynb samples real images class-balanced; MMD runs DM's loop. Selection
 # methods (random, herding) return real images whatever the init.
 AUTHORS_INIT = {"random": "real", "herding": "real", "dc": "noise", "dsa": "real", "dm": "real",
-                "mmd": "real", "kip": "real"}
+                "mmd": "real", "kip": "real", "rdm": "noise"}  # rdm: RDM-DC Alg. 3, Gaussian noise
 
 
 def test_every_registered_condenser_has_its_authors_default_init():
