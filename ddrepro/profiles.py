@@ -107,7 +107,9 @@ _SMOKE = Profile(
     privacy=PrivacyConfig(members_per_class=20, r_ipcs=(0.05,), mia_preparations=1, mia_n=10,
                           shadows=2, kip_shadows=2),
     poison=PoisonConfig(dataset="fashion_mnist", ipc=2, targets=1, runs=1, attack_steps=2,
-                        restarts=1, pretrained=1, power_iterations=2),
+                        restarts=1, pretrained=1, power_iterations=2, dm_steps=2, batch_real=8,
+                        direct_targets=1, defenses=("dm", "median", "rdm"), deviation_n=2000,
+                        deviation_trials=2),
     bias=BiasConfig(ratios=(0.0, 100.0), severities=(4,), ipc=2, repeats=1),
     ead=EADConfig(expert_epochs=1, checkpoint_every=1, t_m=1, steps=2, batch_real=8),
 )
