@@ -114,17 +114,18 @@ def poison_targets(prof: Profile, test: data.ImageData) -> list[Any]:
 @register_grid("attack_and_defense")
 def attack_and_defense(prof: Profile, *, seed: int, device: str | torch.device,
                        quiet: bool | None) -> list[Job]:
-    """Chapter 3's table: one job per (target, attack, defense, run), each ``attacks.study.poison_cell``.
+    """Chapter 3's table: one job per (target, attack, defense, run), each ``attacks.study.poison_cell``,
+    and the no-attack reference per (defense, run), ``attacks.study.clean_cell``.
 
     DM poisoning at the first ``eps`` against every defense of ``prof.poison``;
     the direct attack on the first ``direct_targets`` targets against DM and
-    RDM-DC. Job names: ``"t3/dm_poison/rdm/run0"``. The target's seed is its
+    RDM-DC. Job names: ``"t3/dm_poison/rdm/run0"``, ``"clean/rdm/run0"``. The target's seed is its
     number; ``seed`` picks the training subset and seeds the poisons (``seed + t``).
     """
     import dataclasses
 
     from .attacks.poison import DMPoisonConfig
-    from .attacks.study import poison_cell
+    from .attacks.study import class_rate, clean_cell, poison_cell
     from .config import DMConfig
 
     study = prof.poison
@@ -133,8 +134,16 @@ def attack_and_defense(prof: Profile, *, seed: int, device: str | torch.device,
                                 restarts=study.restarts, step_size=study.attack_lr)
     dm_cfg = DMConfig(steps=study.dm_steps, batch_real=study.batch_real)
     eval_cfg = dataclasses.replace(prof.eval, n_models=study.victims)
-    jobs = []
-    for t, target in enumerate(poison_targets(prof, test)):
+    targets = poison_targets(prof, test)
+    # the no-attack reference, one job per (defense, run); eps_p as the defender assumes it
+    eps_p = class_rate(real, study.rate, targets[0].adv_label)
+    jobs = [Job(clean_cell, dict(real=real, test=test, targets=targets, defense=defense, eps_p=eps_p,
+                                 dm_cfg=dm_cfg, ipc=study.ipc, run=run,
+                                 power_iterations=study.power_iterations, net_cfg=prof.net,
+                                 aug_cfg=prof.aug, eval_cfg=eval_cfg, device=device, quiet=quiet),
+                name=f"clean/{defense}/run{run}")
+            for defense in study.defenses for run in range(study.runs)]
+    for t, target in enumerate(targets):
         cells = [("dm_poison", defense) for defense in study.defenses]
         if t < study.direct_targets:
             cells += [("direct", defense) for defense in ("dm", "rdm") if defense in study.defenses]

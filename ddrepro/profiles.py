@@ -141,7 +141,13 @@ _CPU = Profile(
     # Sizes the study chapters' issues state for this profile; each chapter
     # calibrates the rest of its section when it is written.
     privacy=PrivacyConfig(members_per_class=500, mia_preparations=3, shadows=16, kip_shadows=16),
-    poison=PoisonConfig(dataset="fashion_mnist", ipc=10, targets=8, runs=1),
+    # Chapter 3: 300 DM steps from noise is where the synthetic images stop looking like
+    # noise at batch_real 32 (150 do not); T = 100 attack steps of 1/255 can reach
+    # 64/255; R = 2 restarts. Per (target, defense) cell ~35 s on 2 uncontended cores
+    # (estimated from a loaded machine): 3 clean + 24 poisoned + 8 direct cells.
+    poison=PoisonConfig(dataset="fashion_mnist", ipc=10, targets=8, runs=1, attack_steps=100,
+                        restarts=2, dm_steps=300, batch_real=32, victims=1,
+                        defenses=("dm", "median", "rdm"), direct_targets=4),
     bias=BiasConfig(ipc=10, severities=(3, 4)),
 )
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ddrepro.attacks.poison import DMPoisonConfig, pick_target
-from ddrepro.attacks.study import class_rate, clopper_pearson, defense_config, poison_cell
+from ddrepro.attacks.study import class_rate, clean_cell, clopper_pearson, defense_config, poison_cell
 from ddrepro.config import AugConfig, DMConfig, EvalConfig, NetConfig
 from ddrepro.grids import GRIDS
 from ddrepro.profiles import get_profile
@@ -63,6 +63,17 @@ def test_grid_has_one_job_per_target_attack_defense_run():
     prof = get_profile("smoke", {"poison.targets": 2, "poison.direct_targets": 1, "poison.runs": 2})
     jobs = GRIDS.get("attack_and_defense")(prof, seed=0, device="cpu", quiet=True)
     names = [job.name for job in jobs]
-    assert len(names) == len(set(names)) == 2 * 3 * 2 + 1 * 2 * 2
+    assert len(names) == len(set(names)) == 3 * 2 + 2 * 3 * 2 + 1 * 2 * 2
     assert "t1/dm_poison/rdm/run1" in names and "t0/direct/dm/run0" in names
-    assert "t1/direct/dm/run0" not in names
+    assert "t1/direct/dm/run0" not in names and "clean/median/run1" in names
+
+
+def test_clean_cell_asks_about_every_target_without_poisons():
+    real, test = pixel_data(), pixel_data(seed=1, split="test")
+    targets = [pick_target(test, s) for s in range(3)]
+    out = clean_cell(real=real, test=test, targets=targets, defense="median", eps_p=0.1,
+                     dm_cfg=DMConfig(steps=2, batch_real=10), ipc=1, run=0, power_iterations=2,
+                     net_cfg=TINY_NET, aug_cfg=AugConfig(), eval_cfg=EvalConfig(epochs=2, n_models=2),
+                     device="cpu", quiet=True)
+    assert out["predicted"].shape == out["success"].shape == out["adv_prob"].shape == (2, 3)
+    assert bool(((out["adv_prob"] >= 0) & (out["adv_prob"] <= 1)).all())

@@ -76,11 +76,36 @@ def poison_cell(*, real: ImageData, test: ImageData, target: Target, attack: str
     probe = (test.images[target.index][None], torch.tensor([target.adv_label]))
     result = evaluate(syn, test, net_cfg=net_cfg, eval_cfg=eval_cfg, aug_cfg=aug_cfg, seed=run,
                       flip=real.flip_ok, probes={"target": probe}, device=device, quiet=quiet)
-    predicted = result.probes["target"]["logits"][:, 0].argmax(-1)
+    logits = result.probes["target"]["logits"][:, 0]
+    predicted = logits.argmax(-1)
     return {"attack": attack, "defense": defense, "target": target.index, "label": target.label,
             "adv_label": target.adv_label, "run": run, "eps_p": eps_p, "accs": result.accs,
             "predicted": predicted, "success": predicted == target.adv_label,
+            "adv_prob": logits.softmax(-1)[:, target.adv_label],
             "poison_seconds": poisoned.seconds, "condense_seconds": syn.meta["seconds"]}
+
+
+def clean_cell(*, real: ImageData, test: ImageData, targets: list[Target], defense: str, eps_p: float,
+               dm_cfg: DMConfig, ipc: int, run: int, power_iterations: int, net_cfg: NetConfig,
+               aug_cfg: AugConfig, eval_cfg: EvalConfig, device: Any, quiet: bool | None) -> dict[str, Any]:
+    """The no-attack reference: condense the clean set with ``defense`` and ask about every target.
+
+    Gives the accuracy a defense costs without any poison (it drops ``k`` of every class's
+    batch, since the defender does not know ``y_adv``) and each target's ``y_adv``
+    probability before poisoning.
+    """
+    method, cfg = defense_config(defense, dm_cfg, eps_p, power_iterations)
+    syn = condense(method, real, ipc, config=cfg, init="noise", seed=run, net_cfg=net_cfg,
+                   aug_cfg=aug_cfg, device=device, quiet=quiet)
+    probe = (torch.stack([test.images[t.index] for t in targets]), torch.tensor([t.adv_label for t in targets]))
+    result = evaluate(syn, test, net_cfg=net_cfg, eval_cfg=eval_cfg, aug_cfg=aug_cfg, seed=run,
+                      flip=real.flip_ok, probes={"targets": probe}, device=device, quiet=quiet)
+    logits = result.probes["targets"]["logits"]                        # (K, targets, classes)
+    adv = torch.tensor([t.adv_label for t in targets])
+    return {"attack": "none", "defense": defense, "run": run, "accs": result.accs,
+            "targets": [t.index for t in targets], "predicted": logits.argmax(-1),
+            "success": logits.argmax(-1) == adv, "adv_prob": logits.softmax(-1)[..., adv].diagonal(dim1=-2, dim2=-1),
+            "condense_seconds": syn.meta["seconds"]}
 
 
 def clopper_pearson(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
@@ -91,5 +116,5 @@ def clopper_pearson(successes: int, trials: int, level: float = 0.95) -> tuple[f
     return float(ci.low), float(ci.high)
 
 
-__all__ = ["ATTACKS", "DEFENSES", "class_rate", "clopper_pearson", "defense_config", "make_poisons",
+__all__ = ["ATTACKS", "DEFENSES", "class_rate", "clean_cell", "clopper_pearson", "defense_config", "make_poisons",
            "poison_cell"]
