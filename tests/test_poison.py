@@ -116,3 +116,32 @@ def test_bad_input_is_a_clear_error():
         check_target(test, 0, label)
     with pytest.raises(ValueError, match="do not fit"):
         poison_rows(real, 0, 0.4, seed=0)  # 32 poisons, 20 images in the class
+
+
+def test_gm_poison_loss_is_one_minus_the_cosine():
+    from ddrepro.attacks.poison import gm_poison_loss
+
+    a = [torch.tensor([1.0, 2.0]), torch.tensor([[3.0]])]
+    assert float(gm_poison_loss(a, a)) == pytest.approx(0.0, abs=1e-6)
+    assert float(gm_poison_loss(a, [-t for t in a])) == pytest.approx(2.0)
+    b = [torch.tensor([2.0, -1.0]), torch.tensor([[0.0]])]  # orthogonal to a
+    assert float(gm_poison_loss(a, b)) == pytest.approx(1.0)
+
+
+def test_gradient_matching_poisoning_aligns_the_gradients_within_budget():
+    from ddrepro.attacks.poison import GMPoisonConfig, gm_poison
+
+    real, test = pixel_data(), pixel_data(seed=1, split="test")
+    target = pick_target(test, seed=0)
+    cfg = GMPoisonConfig(eps=64 / 255, rate=0.1, steps=30, restarts=2, pretrained=2, pretrain_epochs=2,
+                         dsa=False)
+    result = gm_poison(real, test, target, cfg, net_cfg=TINY_NET, seed=0, device="cpu", quiet=True,
+                       cache=False)
+    new = to_pixels(result.data.images[result.rows], MEAN, STD)
+    old = to_pixels(real.images[result.rows], MEAN, STD)
+    assert (new - old).abs().max() <= cfg.eps + 1e-5
+    assert result.scores.shape == (2,)
+    # Eq. 4 fell over the run (mean of the first and last five steps, one model per step)
+    assert float(result.curve[-5:].mean()) < float(result.curve[:5].mean()) - 0.05
+    with pytest.raises(ValueError, match="pretrained"):
+        GMPoisonConfig(pretrained=0)
