@@ -7,7 +7,8 @@ import math
 import pytest
 
 from ddrepro.deviation import (
-    LEMMA_ALPHA, deviation_sweep, expected_deviation, loglog_slope, trimming_residual,
+    LEMMA_ALPHA, deviation_sweep, expected_deviation, loglog_slope, mixed_batch_deviation,
+    trimming_residual,
 )
 
 EPS = (0.002, 0.004, 0.008)
@@ -62,3 +63,17 @@ def test_bad_input():
         expected_deviation(100, 4, 0.6, 1.0)
     with pytest.raises(ValueError, match="positive"):
         loglog_slope([1, 2], [0, 1])
+
+
+def test_mixed_batch_deviation_of_the_plain_mean_is_the_share_times_the_shift():
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    clean = torch.randn(100, 6, generator=gen, dtype=torch.float64)
+    poisons = clean[:10] + 3.0
+    frame = mixed_batch_deviation(clean, poisons, [5, 10], estimators=("mean", "calibrated", "median"))
+    plain = frame[frame.estimator == "mean"].set_index("poisons").deviation
+    assert plain[5] == pytest.approx(0.05 * 3.0 * 6 ** 0.5) and plain[10] == pytest.approx(0.1 * 3.0 * 6 ** 0.5)
+    assert (frame.deviation >= 0).all()
+    with pytest.raises(ValueError, match="count 11"):
+        mixed_batch_deviation(clean, poisons, [11])
