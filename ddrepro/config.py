@@ -224,8 +224,9 @@ REAL_DTYPES = ("float32", "bfloat16")
 class DMConfig:
     """Distribution matching (Zhao & Bilen 2023): 20,000 steps, batch_real 256, SGD lr 1, momentum 0.5.
 
-    ``mean_estimator`` names the real-side class-mean estimator in
-    :data:`ddrepro.robust.MEAN_ESTIMATORS` ("mean" is DM's; RDM-DC adds robust ones).
+    ``mean_estimator`` is the real-side class-mean estimator: ``"mean"`` (DM's)
+    or a :class:`ddrepro.robust.MeanEstimatorConfig` (RDM-DC's calibrated mean
+    and the robust baselines; its name, rate and iterations enter the cache key).
     ``real_dtype`` "bfloat16" runs the real images' forward pass (90 % of a
     step's arithmetic) under autocast: opt-in, since it changes the numbers
     (class means move by ~0.2 %, 25x less than between two real batches; see
@@ -242,7 +243,7 @@ class DMConfig:
     lr_img: float = 1.0
     momentum: float = 0.5
     dsa: bool = True
-    mean_estimator: str = "mean"
+    mean_estimator: Any = "mean"  # "mean" | robust.MeanEstimatorConfig
     real_dtype: str = "float32"
     compile: bool | None = None
 
@@ -251,10 +252,14 @@ class DMConfig:
         _momentum(self)
         _check(self.real_dtype in REAL_DTYPES, self, "real_dtype", self.real_dtype,
                f"one of {REAL_DTYPES}")
-        from .robust import MEAN_ESTIMATORS  # lazy: robust.py imports torch
+        from .robust import MEAN_ESTIMATORS, as_config  # lazy: robust.py imports torch
 
-        _check(self.mean_estimator in MEAN_ESTIMATORS, self, "mean_estimator",
-               self.mean_estimator, f"one of {MEAN_ESTIMATORS.names()}")
+        try:
+            as_config(self.mean_estimator)
+        except ValueError as err:
+            raise ValueError(f"DMConfig.mean_estimator = {self.mean_estimator!r} is invalid: it must be "
+                             f"'mean' or a MeanEstimatorConfig with a name in {MEAN_ESTIMATORS.names()} "
+                             f"({err})") from None
 
 
 @dataclass(frozen=True)

@@ -210,3 +210,62 @@ def debiased(prof: Profile, *, seed: int, device: str | torch.device, quiet: boo
 __all__ = ["GRIDS", "GridBuilder", "condense_and_evaluate", "does_it_work", "real_and_test",
            "real_val_and_test", "register_grid",
            "cmnist", "cmnist_cells", "debiased", "shortcut", "shortcut_cells"]
+
+
+# -- Chapter 3: poisoning and the RDM-DC defense --------------------------------------------
+
+def poison_targets(prof: Profile, test: data.ImageData) -> list[Any]:
+    """Chapter 3's targets: :func:`ddrepro.attacks.poison.pick_target` with seeds 0..targets-1 (Fig. 2)."""
+    from .attacks.poison import pick_target
+
+    return [pick_target(test, seed) for seed in range(prof.poison.targets)]
+
+
+@register_grid("attack_and_defense")
+def attack_and_defense(prof: Profile, *, seed: int, device: str | torch.device,
+                       quiet: bool | None) -> list[Job]:
+    """Chapter 3's table: one job per (target, attack, defense, run), each ``attacks.study.poison_cell``,
+    and the no-attack reference per (defense, run), ``attacks.study.clean_cell``.
+
+    DM poisoning at the first ``eps`` against every defense of ``prof.poison``;
+    the direct attack on the first ``direct_targets`` targets against DM and
+    RDM-DC. Job names: ``"t3/dm_poison/rdm/run0"``, ``"clean/rdm/run0"``. The target's seed is its
+    number; ``seed`` picks the training subset and seeds the poisons (``seed + t``).
+    """
+    import dataclasses
+
+    from .attacks.poison import DMPoisonConfig
+    from .attacks.study import class_rate, clean_cell, poison_cell
+    from .config import DMConfig
+
+    study = prof.poison
+    real, test = real_and_test(prof, study.dataset, seed)
+    attack_cfg = DMPoisonConfig(eps=study.eps[0], rate=study.rate, steps=study.attack_steps,
+                                restarts=study.restarts, step_size=study.attack_lr)
+    dm_cfg = DMConfig(steps=study.dm_steps, batch_real=study.batch_real)
+    eval_cfg = dataclasses.replace(prof.eval, n_models=study.victims)
+    targets = poison_targets(prof, test)
+    # the no-attack reference, one job per (defense, run); eps_p as the defender assumes it
+    eps_p = class_rate(real, study.rate, targets[0].adv_label)
+    jobs = [Job(clean_cell, dict(real=real, test=test, targets=targets, defense=defense, eps_p=eps_p,
+                                 dm_cfg=dm_cfg, ipc=study.ipc, run=run,
+                                 power_iterations=study.power_iterations, net_cfg=prof.net,
+                                 aug_cfg=prof.aug, eval_cfg=eval_cfg, device=device, quiet=quiet),
+                name=f"clean/{defense}/run{run}")
+            for defense in study.defenses for run in range(study.runs)]
+    for t, target in enumerate(targets):
+        cells = [("dm_poison", defense) for defense in study.defenses]
+        if t < study.direct_targets:
+            cells += [("direct", defense) for defense in ("dm", "rdm") if defense in study.defenses]
+        for attack, defense in cells:
+            for run in range(study.runs):
+                kwargs = dict(real=real, test=test, target=target, attack=attack, defense=defense,
+                              attack_cfg=attack_cfg, dm_cfg=dm_cfg, ipc=study.ipc, run=run,
+                              power_iterations=study.power_iterations, net_cfg=prof.net,
+                              aug_cfg=prof.aug, eval_cfg=eval_cfg, seed=seed + t, device=device,
+                              quiet=quiet)
+                jobs.append(Job(poison_cell, kwargs, name=f"t{t}/{attack}/{defense}/run{run}"))
+    return jobs
+
+
+__all__ += ["attack_and_defense", "poison_targets"]

@@ -110,7 +110,9 @@ _SMOKE = Profile(
                           control_per_class=4, control_epochs=1, theory_per_class=20,
                           theory_width=8, theory_steps=5),
     poison=PoisonConfig(dataset="fashion_mnist", ipc=2, targets=1, runs=1, attack_steps=2,
-                        restarts=1, pretrained=1, power_iterations=2),
+                        restarts=1, pretrained=1, power_iterations=2, dm_steps=2, batch_real=8,
+                        direct_targets=1, defenses=("dm", "median", "rdm"), deviation_n=2000,
+                        deviation_trials=2),
     bias=BiasConfig(ratios=(0.0, 95.0, 100.0), severities=(3, 4), ipc=2, repeats=2,
                     dsa_ratios=(95.0,), dc_ratios=(), full_epochs=1, full_models=1,
                     full_ratios=(0.0, 95.0, 100.0), debias_ratios=(95.0,)),
@@ -150,7 +152,13 @@ _CPU = Profile(
                           kip_shadows=16, other_r_ipcs=(0.01,), dm_steps=40, dsa_steps=10,
                           eval_epochs=30, lira_targets=2, lira_probes_per_class=100,
                           control_per_class=50, control_epochs=30, theory_per_class=100),
-    poison=PoisonConfig(dataset="fashion_mnist", ipc=10, targets=8, runs=1),
+    # Chapter 3: 300 DM steps from noise is where the synthetic images stop looking like
+    # noise at batch_real 32 (150 do not); T = 100 attack steps of 1/255 can reach
+    # 64/255; R = 2 restarts. Per (target, defense) cell ~35 s on 2 uncontended cores
+    # (estimated from a loaded machine): 3 clean + 24 poisoned + 8 direct cells.
+    poison=PoisonConfig(dataset="fashion_mnist", ipc=10, targets=8, runs=1, attack_steps=100,
+                        restarts=2, dm_steps=300, batch_real=32, victims=1,
+                        defenses=("dm", "median", "rdm"), direct_targets=4),
     # Chapter 4: the full-set control needs 50 epochs on 500 images per class to learn the
     # digits' shape at 95 % aligned (conflicting-digit accuracy 17.5 % at 5 epochs, 60.2 % at
     # 20, 78.9 % at 50; book/04_bias/cmnist), so it runs at three ratios only.

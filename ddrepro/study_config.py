@@ -145,12 +145,19 @@ class PoisonConfig:
     ``rate`` of the training set (paper: 1%) drawn from the adversarial class
     gets an L-infinity perturbation of at most ``eps`` in pixels (paper: 64/255
     and 128/255); ``targets`` target images (seeds 0-4) x ``runs`` victim runs
-    (paper: 5 x 5); DM at ``ipc`` 50 with noise initialisation. Attacks: signed
-    Adam with step ``attack_lr`` (paper: 1/255); the paper gives no iteration
-    or restart counts, so ``attack_steps`` and ``restarts`` are ours (the values
-    of Geiping et al.'s Witches' Brew, which the paper's gradient-matching
-    attack follows); gradient matching uses ``pretrained`` clean models (paper: 16).
+    (paper: 5 x 5); DM at ``ipc`` 50 with noise initialisation, ``dm_steps``
+    iterations (paper: 20,000) on real batches of ``batch_real`` per class
+    (paper: 256); ``victims`` networks trained per synthetic set (ours: the
+    paper trains one per run). ``defenses``: DM and its class-mean estimators
+    (:data:`ddrepro.attacks.study.DEFENSES`); ``direct_targets`` of the targets
+    also get the direct attack (Table 5). Attacks: signed Adam with step
+    ``attack_lr`` (paper: 1/255); the paper gives no iteration or restart
+    counts, so ``attack_steps`` and ``restarts`` are ours (the values of
+    Geiping et al.'s Witches' Brew, which the paper's gradient-matching attack
+    follows); gradient matching uses ``pretrained`` clean models (paper: 16).
     Mean calibration: ``power_iterations`` of the power method (Alg. 5; "a few").
+    Lemma 4.1 measured (ours): ``deviation_n`` planted Gaussian representations,
+    averaged over ``deviation_trials`` draws.
     """
 
     dataset: str = "cifar10"
@@ -164,12 +171,25 @@ class PoisonConfig:
     attack_lr: float = 1 / 255
     pretrained: int = 16
     power_iterations: int = 10
+    dm_steps: int = 20_000
+    batch_real: int = 256
+    victims: int = 1
+    defenses: tuple[str, ...] = ("dm", "median", "trimmed", "truncated", "rdm")
+    direct_targets: int = 5
+    deviation_n: int = 20_000
+    deviation_trials: int = 20
 
     def __post_init__(self) -> None:
         _fractions(self, "eps", self.eps, 0.0, 1.0, closed_high=True)
         _check(0.0 < self.rate < 0.5, self, "rate", self.rate, "in (0, 0.5)")
         _positive(self, "ipc", "targets", "runs", "attack_steps", "restarts", "attack_lr",
-                  "pretrained", "power_iterations")
+                  "pretrained", "power_iterations", "dm_steps", "batch_real", "victims",
+                  "deviation_n", "deviation_trials")
+        known = ("dm", "rdm", "median", "trimmed", "truncated")  # ddrepro.attacks.study.DEFENSES
+        _check(len(self.defenses) > 0 and set(self.defenses) <= set(known), self, "defenses",
+               self.defenses, f"a non-empty tuple of {known}")
+        _check(0 <= self.direct_targets <= self.targets, self, "direct_targets", self.direct_targets,
+               "in [0, targets]")
 
 
 @dataclass(frozen=True)

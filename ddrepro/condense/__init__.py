@@ -5,6 +5,7 @@ Importing this package registers every method in :data:`CONDENSERS`.
 
 from . import random  # noqa: F401  (registers "random")
 from . import dm  # noqa: F401  (registers "dm")
+from . import rdm  # noqa: F401  (registers "rdm", DM with the calibrated mean)
 from . import mmd  # noqa: F401  (registers "mmd")
 from . import herding  # noqa: F401  (registers "herding")
 from . import gm  # noqa: F401  (registers "dc", "dsa")

@@ -40,7 +40,7 @@ from ..augment import DSA, siamese_augment
 from ..config import DMConfig, NetConfig
 from ..nets import build_net, has_batchnorm
 from ..nets.convnet import feature_size
-from ..robust import get_mean_estimator
+from ..robust import EstimatorSpec, as_config, class_means
 from .base import Context, register
 
 # Above this many steps the one-off torch.compile (about a minute per input shape
@@ -94,17 +94,14 @@ def embed_by_class(embed: Embed, images_by_class: torch.Tensor) -> torch.Tensor:
 
 
 def real_class_means(real_feats: torch.Tensor, real_weights: torch.Tensor | None = None,
-                     mean_estimator: str = "mean") -> torch.Tensor:
-    """``(C, n, d) -> (C, d)``: the named estimator (ddrepro.robust) applied to each class at once."""
-    estimator = get_mean_estimator(mean_estimator)
-    if real_weights is None:
-        return torch.vmap(lambda feats: estimator(feats, None))(real_feats)
-    return torch.vmap(estimator)(real_feats, real_weights)
+                     mean_estimator: EstimatorSpec = "mean") -> torch.Tensor:
+    """``(C, n, d) -> (C, d)``: the estimator (:func:`ddrepro.robust.class_means`) on each class at once."""
+    return class_means(real_feats, mean_estimator, real_weights)
 
 
 def dm_feature_loss(real_feats: torch.Tensor, syn_feats: torch.Tensor,
                     real_weights: torch.Tensor | None = None,
-                    mean_estimator: str = "mean") -> torch.Tensor:
+                    mean_estimator: EstimatorSpec = "mean") -> torch.Tensor:
     """DM's loss on embeddings: ``sum_c || mu_real_c - mean(syn_feats_c) ||^2`` (Eq. 6).
 
     ``real_feats`` ``(C, n, d)``, ``syn_feats`` ``(C, m, d)``; ``real_weights``
@@ -147,7 +144,8 @@ def embed_real(embed: Embed, real_images_by_class: torch.Tensor,
 
 
 def dm_loss(embed: Embed, real_images_by_class: torch.Tensor, syn_images_by_class: torch.Tensor,
-            *, real_weights: torch.Tensor | None = None, mean_estimator: str = "mean") -> torch.Tensor:
+            *, real_weights: torch.Tensor | None = None,
+            mean_estimator: EstimatorSpec = "mean") -> torch.Tensor:
     """DM's Eq. 6 for one draw of the network (``embed``) and already-augmented images.
 
     ``real_images_by_class`` ``(C, n, ch, H, W)``, ``syn_images_by_class``
@@ -295,6 +293,12 @@ def run(ctx: Context, syn_images: torch.Tensor, syn_labels: torch.Tensor):
     """DM with ``DMConfig`` (paper: 20,000 steps, batch_real 256, SGD lr 1.0 momentum 0.5, DSA;
     ``real_dtype`` "bfloat16" is ours, opt-in)."""
     cfg: DMConfig = ctx.config
+    if ctx.real_weights is not None and as_config(cfg.mean_estimator).robust:
+        raise ValueError(f"{ctx.method}: the {as_config(cfg.mean_estimator).name} mean cannot use "
+                         "per-sample weights; condense an unweighted set (real.with_weights(None)) "
+                         "or use mean_estimator='mean'.")
+    # k = ceil(3 eps_p N) must leave rows: fail before the first step, not at it.
+    as_config(cfg.mean_estimator).drop_count(min([cfg.batch_real] + [int(i.numel()) for i in ctx.class_indices]))
 
     def loss(real_feats, syn_feats, real_weights):
         return dm_feature_loss(real_feats, syn_feats, real_weights, cfg.mean_estimator)

@@ -1,0 +1,79 @@
+"""The poisoning chapter's grid cell (ddrepro/attacks/study.py) and grid (ddrepro/grids.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ddrepro.attacks.poison import DMPoisonConfig, pick_target
+from ddrepro.attacks.study import class_rate, clean_cell, clopper_pearson, defense_config, poison_cell
+from ddrepro.config import AugConfig, DMConfig, EvalConfig, NetConfig
+from ddrepro.grids import GRIDS
+from ddrepro.profiles import get_profile
+from ddrepro.robust import MeanEstimatorConfig
+from test_poison import pixel_data
+
+TINY_NET = NetConfig(width=8, depth=2)
+
+
+def test_defense_configs_change_only_the_mean_estimator():
+    base = DMConfig(steps=7, batch_real=16)
+    assert defense_config("dm", base, 0.1, 3) == ("dm", base)
+    method, cfg = defense_config("rdm", base, 0.1, 3)
+    assert method == "rdm" and cfg.steps == 7
+    assert cfg.mean_estimator == MeanEstimatorConfig("calibrated", rate=0.1, power_iterations=3)
+    assert defense_config("median", base, 0.1, 3)[1].mean_estimator.name == "median"
+    with pytest.raises(ValueError, match="unknown defense"):
+        defense_config("krum", base, 0.1, 3)
+
+
+def test_class_rate_is_the_poisons_share_of_their_class():
+    real = pixel_data(n_per_class=25, classes=4)  # 100 images, 1 poison at 1 %
+    assert class_rate(real, 0.01, 2) == pytest.approx(1 / 25)
+    assert class_rate(real, 0.1, 2) == pytest.approx(10 / 25)
+
+
+def test_clopper_pearson_matches_known_intervals():
+    low, high = clopper_pearson(0, 8)
+    assert low == 0.0 and high == pytest.approx(1 - 0.025 ** (1 / 8), rel=1e-6)
+    low, high = clopper_pearson(4, 8)
+    assert low == pytest.approx(0.1570, abs=1e-3) and high == pytest.approx(0.8430, abs=1e-3)
+    with pytest.raises(ValueError):
+        clopper_pearson(3, 2)
+
+
+def test_poison_cell_runs_end_to_end_and_is_deterministic():
+    real, test = pixel_data(), pixel_data(seed=1, split="test")
+    kw = dict(real=real, test=test, target=pick_target(test, 0), attack="dm_poison", defense="rdm",
+              attack_cfg=DMPoisonConfig(eps=16 / 255, rate=0.05, steps=2, restarts=1, score_nets=1),
+              dm_cfg=DMConfig(steps=2, batch_real=10), ipc=1, run=0, power_iterations=2,
+              net_cfg=TINY_NET, aug_cfg=AugConfig(), eval_cfg=EvalConfig(epochs=2, n_models=2),
+              seed=0, device="cpu", quiet=True)
+    first, second = poison_cell(**kw), poison_cell(**kw)
+    assert first["success"].shape == (2,) and first["eps_p"] == pytest.approx(4 / 20)
+    assert torch.equal(first["predicted"], second["predicted"])
+    assert torch.equal(first["success"], first["predicted"] == first["adv_label"])
+    direct = poison_cell(**(kw | {"attack": "direct", "defense": "dm"}))
+    assert direct["attack"] == "direct"
+    with pytest.raises(ValueError, match="unknown attack"):
+        poison_cell(**(kw | {"attack": "frogs"}))
+
+
+def test_grid_has_one_job_per_target_attack_defense_run():
+    prof = get_profile("smoke", {"poison.targets": 2, "poison.direct_targets": 1, "poison.runs": 2})
+    jobs = GRIDS.get("attack_and_defense")(prof, seed=0, device="cpu", quiet=True)
+    names = [job.name for job in jobs]
+    assert len(names) == len(set(names)) == 3 * 2 + 2 * 3 * 2 + 1 * 2 * 2
+    assert "t1/dm_poison/rdm/run1" in names and "t0/direct/dm/run0" in names
+    assert "t1/direct/dm/run0" not in names and "clean/median/run1" in names
+
+
+def test_clean_cell_asks_about_every_target_without_poisons():
+    real, test = pixel_data(), pixel_data(seed=1, split="test")
+    targets = [pick_target(test, s) for s in range(3)]
+    out = clean_cell(real=real, test=test, targets=targets, defense="median", eps_p=0.1,
+                     dm_cfg=DMConfig(steps=2, batch_real=10), ipc=1, run=0, power_iterations=2,
+                     net_cfg=TINY_NET, aug_cfg=AugConfig(), eval_cfg=EvalConfig(epochs=2, n_models=2),
+                     device="cpu", quiet=True)
+    assert out["predicted"].shape == out["success"].shape == out["adv_prob"].shape == (2, 3)
+    assert bool(((out["adv_prob"] >= 0) & (out["adv_prob"] <= 1)).all())
