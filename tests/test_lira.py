@@ -8,8 +8,8 @@ import torch
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from ddrepro.attacks.lira import (attack_report, balanced_membership, clopper_pearson,
-                                  empirical_epsilon, leave_one_out_scores, lira_scores)
+from ddrepro.attacks.lira import (attack_report, balanced_membership, empirical_epsilon,
+                                  leave_one_out_scores, lira_scores)
 
 
 def gaussian_shadows(n: int, k: int, shift: float, seed: int = 0, sd: float = 1.0):
@@ -100,14 +100,6 @@ def test_leaky_toy_models_are_caught(tmp_path, monkeypatch):
     scores, truth = leave_one_out_scores(out["phi"], member, targets=range(10))
     report = attack_report(scores, truth, n_bootstrap=100)
     assert report.auc > 0.75 and report.auc_ci[0] > 0.5
-
-
-def test_clopper_pearson_equals_scipys_binomtest():
-    for k, n in [(0, 10), (3, 10), (10, 10), (7, 1000)]:
-        low, high = clopper_pearson(k, n, 0.95)
-        ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
-        assert float(low) == pytest.approx(ci.low, abs=1e-9)
-        assert float(high) == pytest.approx(ci.high, abs=1e-9)
 
 
 def test_empirical_epsilon_and_its_lower_bound():

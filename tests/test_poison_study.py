@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ddrepro.attacks.poison import DMPoisonConfig, pick_target
-from ddrepro.attacks.study import class_rate, clean_cell, clopper_pearson, defense_config, poison_cell
+from ddrepro.attacks.study import class_rate, clean_cell, defense_config, poison_cell
 from ddrepro.config import AugConfig, DMConfig, EvalConfig, NetConfig
 from ddrepro.grids import GRIDS
 from ddrepro.profiles import get_profile
@@ -31,15 +31,6 @@ def test_class_rate_is_the_poisons_share_of_their_class():
     real = pixel_data(n_per_class=25, classes=4)  # 100 images, 1 poison at 1 %
     assert class_rate(real, 0.01, 2) == pytest.approx(1 / 25)
     assert class_rate(real, 0.1, 2) == pytest.approx(10 / 25)
-
-
-def test_clopper_pearson_matches_known_intervals():
-    low, high = clopper_pearson(0, 8)
-    assert low == 0.0 and high == pytest.approx(1 - 0.025 ** (1 / 8), rel=1e-6)
-    low, high = clopper_pearson(4, 8)
-    assert low == pytest.approx(0.1570, abs=1e-3) and high == pytest.approx(0.8430, abs=1e-3)
-    with pytest.raises(ValueError):
-        clopper_pearson(3, 2)
 
 
 def test_poison_cell_runs_end_to_end_and_is_deterministic():

@@ -36,6 +36,8 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score, roc_curve
 from torch import Tensor
 
+from ..intervals import clopper_pearson
+
 MIN_STD = 1e-6  # floor on fitted standard deviations (a constant phi would divide by zero)
 
 
@@ -149,20 +151,6 @@ def _check_rate(name: str, value: float) -> None:
         raise ValueError(f"{name} = {value!r} must lie strictly between 0 and 1.")
 
 
-def clopper_pearson(k, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Exact (Clopper-Pearson) interval for ``k`` successes in ``n`` trials, from the beta
-    quantiles (vectorised; equal to ``scipy.stats.binomtest(k, n).proportion_ci(method="exact")``)."""
-    _check_rate("confidence", confidence)
-    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
-    if np.any(n < 1) or np.any(k < 0) or np.any(k > n):
-        raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}.")
-    alpha = 1.0 - confidence
-    with np.errstate(invalid="ignore"):
-        low = np.where(k > 0, stats.beta.ppf(alpha / 2, k, n - k + 1), 0.0)
-        high = np.where(k < n, stats.beta.ppf(1 - alpha / 2, k + 1, n - k), 1.0)
-    return low, high
-
-
 def empirical_epsilon(tp, positives, fp, negatives, confidence: float = 0.95
                       ) -> tuple[np.ndarray, np.ndarray]:
     """``ln(TPR / FPR)`` at operating points and the lower bound ``ln(TPR_low / FPR_high)``.
@@ -244,5 +232,5 @@ def attack_report(scores: Tensor, is_member: Tensor, *, fprs: Sequence[float] = 
     return report
 
 
-__all__ = ["AttackReport", "MIN_STD", "attack_report", "balanced_membership", "clopper_pearson",
+__all__ = ["AttackReport", "MIN_STD", "attack_report", "balanced_membership",
            "empirical_epsilon", "leave_one_out_scores", "lira_scores"]

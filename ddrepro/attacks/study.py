@@ -15,7 +15,6 @@ import math
 from typing import Any
 
 import torch
-from scipy import stats
 
 from ..condense import condense
 from ..config import AugConfig, DMConfig, EvalConfig, NetConfig
@@ -108,13 +107,5 @@ def clean_cell(*, real: ImageData, test: ImageData, targets: list[Target], defen
             "condense_seconds": syn.meta["seconds"]}
 
 
-def clopper_pearson(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
-    """Exact binomial interval for a success rate (scipy's ``binomtest(...).proportion_ci``)."""
-    if trials < 1 or not 0 <= successes <= trials:
-        raise ValueError(f"need 0 <= successes <= trials and trials >= 1, got {successes}/{trials}.")
-    ci = stats.binomtest(successes, trials).proportion_ci(confidence_level=level, method="exact")
-    return float(ci.low), float(ci.high)
-
-
-__all__ = ["ATTACKS", "DEFENSES", "class_rate", "clean_cell", "clopper_pearson", "defense_config", "make_poisons",
+__all__ = ["ATTACKS", "DEFENSES", "class_rate", "clean_cell", "defense_config", "make_poisons",
            "poison_cell"]
