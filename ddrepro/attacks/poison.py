@@ -97,6 +97,19 @@ def poison_rows(real: ImageData, adv_label: int, rate: float, seed: int) -> Tens
 # -- DM poisoning (Alg. 2) --------------------------------------------------------
 
 
+def _check_attack_config(cfg: object, counts: tuple[str, ...]) -> None:
+    """The checks both poisoning configs share: the pixel budget, the rate, counts >= 1, a step size."""
+    _check(isinstance(cfg.eps, (int, float)) and 0.0 < cfg.eps <= 1.0, cfg, "eps", cfg.eps,
+           "in (0, 1] (pixel units, e.g. 64/255)")
+    _check(isinstance(cfg.rate, (int, float)) and 0.0 < cfg.rate < 0.5, cfg, "rate", cfg.rate,
+           "in (0, 0.5)")
+    for name in counts:
+        value = getattr(cfg, name)
+        _check(not isinstance(value, bool) and isinstance(value, int) and value >= 1, cfg, name,
+               value, "an integer >= 1")
+    _check(cfg.step_size > 0, cfg, "step_size", cfg.step_size, "> 0")
+
+
 @dataclass(frozen=True)
 class DMPoisonConfig:
     """DM poisoning, Alg. 2. ``eps`` in pixels (paper: 64/255, 128/255), ``rate`` of the training set
@@ -113,15 +126,7 @@ class DMPoisonConfig:
     score_nets: int = 8
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.eps, (int, float)) and 0.0 < self.eps <= 1.0, self, "eps", self.eps,
-               "in (0, 1] (pixel units, e.g. 64/255)")
-        _check(isinstance(self.rate, (int, float)) and 0.0 < self.rate < 0.5, self, "rate", self.rate,
-               "in (0, 0.5)")
-        for name in ("steps", "restarts", "score_nets"):
-            value = getattr(self, name)
-            _check(not isinstance(value, bool) and isinstance(value, int) and value >= 1, self, name,
-                   value, "an integer >= 1")
-        _check(self.step_size > 0, self, "step_size", self.step_size, "> 0")
+        _check_attack_config(self, ("steps", "restarts", "score_nets"))
 
 
 def dm_poison_loss(target_feats: Tensor, poison_feats: Tensor) -> Tensor:
@@ -281,15 +286,7 @@ class GMPoisonConfig:
     pretrain_epochs: int = 40
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.eps, (int, float)) and 0.0 < self.eps <= 1.0, self, "eps", self.eps,
-               "in (0, 1] (pixel units, e.g. 64/255)")
-        _check(isinstance(self.rate, (int, float)) and 0.0 < self.rate < 0.5, self, "rate", self.rate,
-               "in (0, 0.5)")
-        for name in ("steps", "restarts", "pretrained", "pretrain_epochs"):
-            value = getattr(self, name)
-            _check(not isinstance(value, bool) and isinstance(value, int) and value >= 1, self, name,
-                   value, "an integer >= 1")
-        _check(self.step_size > 0, self, "step_size", self.step_size, "> 0")
+        _check_attack_config(self, ("steps", "restarts", "pretrained", "pretrain_epochs"))
 
 
 def gm_poison_loss(target_grads: list[Tensor], poison_grads: list[Tensor]) -> Tensor:
