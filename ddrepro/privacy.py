@@ -41,6 +41,7 @@ from .augment import DSA
 from .condense import condense
 from .config import AugConfig, DMConfig, EvalConfig, NetConfig, replace_checked
 from .attacks.lira import balanced_membership
+from .attacks.mia import ThresholdAttack, loss_threshold_attack
 from .data import ImageData, load
 from .evaluate import EvalResult, evaluate, probe
 from .executor import Job
@@ -233,37 +234,78 @@ def halves(pool: ImageData, seed: int) -> tuple[ImageData, ImageData]:
     return pool.take(mask), pool.take(~mask)
 
 
-def probe_rows(members: ImageData, syn: SyntheticSet, n: int, seed: int) -> Tensor:
-    """Rows of ``members`` to query: every initialisation image plus ``2n`` random others."""
+def probe_rows(members: ImageData, syn: SyntheticSet, n: int, seed: int,
+               also: Tensor | None = None) -> Tensor:
+    """Rows of ``members`` to query: every initialisation image plus ``2n`` random others, and
+    the members whose root indices are in ``also`` (e.g. another set's initialisation images,
+    to attack them as a placebo where nothing was copied)."""
     used = syn.meta.get("init_indices")
     is_init = torch.zeros(len(members), dtype=torch.bool) if used is None \
         else torch.isin(members.source_index, used)
     others = torch.nonzero(~is_init).flatten()
     gen = torch.Generator().manual_seed(seed)
     pick = others[torch.randperm(others.numel(), generator=gen)[: 2 * n]]
-    return torch.cat([torch.nonzero(is_init).flatten(), pick]).sort().values
+    rows = torch.cat([torch.nonzero(is_init).flatten(), pick])
+    if also is not None:
+        rows = torch.cat([rows, torch.nonzero(torch.isin(members.source_index, also)).flatten()])
+    return torch.unique(rows)  # sorted, each row once
 
 
 def prepare(*, method: str, members: ImageData, nonmembers: ImageData, test: ImageData, ipc: int,
             init: str, config: Any, seed: int, net_cfg: NetConfig, aug_cfg: AugConfig,
             eval_cfg: EvalConfig, n: int, record_every: int | None = None, device: Any = "auto",
-            quiet: bool | None = None) -> tuple[SyntheticSet, EvalResult, Tensor]:
+            quiet: bool | None = None, also_probe: Tensor | None = None
+            ) -> tuple[SyntheticSet, EvalResult, Tensor]:
     """One "preparation of a synthetic set" (Sec. 5.1): condense T, train f_S, query it.
 
     Returns the set (with per-step records when ``record_every``), the
     evaluation on ``test`` with ``probes["members"]`` on the rows of
     ``members`` returned third (every initialisation image and ``2n`` other
-    members) and ``probes["nonmembers"]`` on ``2n`` non-members; all cached.
+    members, plus those whose root indices are in ``also_probe``) and
+    ``probes["nonmembers"]`` on ``2n`` non-members; all cached.
     """
     syn = condense(method, members, ipc, config=config, init=init, seed=seed, net_cfg=net_cfg,
                    aug_cfg=aug_cfg, record_every=record_every, device=device, quiet=quiet)
-    rows = probe_rows(members, syn, n, seed)
+    rows = probe_rows(members, syn, n, seed, also=also_probe)
     outside = nonmembers.subset(2 * n, seed=seed)
     result = evaluate(syn, test, net_cfg=net_cfg, eval_cfg=eval_cfg, aug_cfg=aug_cfg, seed=seed,
                       flip=members.flip_ok, probes={"members": members.take(rows),
                                                      "nonmembers": outside},
                       device=device, quiet=quiet)
     return syn, result, rows
+
+
+def probe_losses(syn: SyntheticSet, result: EvalResult, rows: Tensor, members: ImageData,
+                 init_indices: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """The victim's losses from one :func:`prepare` ``(syn, result, rows)`` of ``members``:
+    on the initialisation images, on the other probed members, on the non-members.
+
+    ``init_indices`` (root indices) overrides ``syn.meta["init_indices"]``: the images
+    to single out (a placebo for a noise-initialised set, probed through ``also_probe``).
+    """
+    member_loss = result.probes["members"]["loss"][0]
+    if member_loss.shape != rows.shape:
+        raise ValueError(f"{len(rows)} probed rows but {member_loss.numel()} member losses: pass the "
+                         "rows that prepare() returned with this result.")
+    used = syn.meta.get("init_indices") if init_indices is None else init_indices
+    is_init = torch.zeros(len(rows), dtype=torch.bool) if used is None \
+        else torch.isin(members.source_index[rows], used)
+    return member_loss[is_init], member_loss[~is_init], result.probes["nonmembers"]["loss"][0]
+
+
+def init_attack(syn: SyntheticSet, result: EvalResult, rows: Tensor, members: ImageData, *,
+                seed: int, init_indices: Tensor | None = None) -> ThresholdAttack:
+    """Table 1's loss attack on one preparation: the images that initialised S (or
+    ``init_indices``) against as many other probed members, ``n`` = half of them."""
+    init_l, other_l, _ = probe_losses(syn, result, rows, members, init_indices)
+    if init_l.numel() < 2:
+        raise ValueError(f"{init_l.numel()} probed initialisation image(s): the attack needs >= 2; "
+                         "use a real initialisation (or pass init_indices with also_probe) and ipc >= 1 "
+                         "over >= 2 classes.")
+    if other_l.numel() < init_l.numel():
+        raise ValueError(f"only {other_l.numel()} other members probed for {init_l.numel()} "
+                         "initialisation images; raise n in prepare().")
+    return loss_threshold_attack(init_l, other_l[: init_l.numel()], seed=seed)
 
 
 def shadow(*, method: str, pool: ImageData, subset: Tensor, ipc: int, seed: int,
@@ -455,5 +497,5 @@ def claims_jobs(prof: Any, *, seed: int, device: Any, quiet: bool | None) -> lis
 __all__ = ["LeaveOneOut", "MembershipStudy", "claims_jobs", "control_eval", "control_kwargs",
            "lira_kwargs", "lira_seeds", "loss_mia_syntheses", "membership_study",
            "prepare_kwargs", "study_config", "victim_eval", "PAPER_DM_LR", "PAPER_KIP_LR", "Span", "condenser_config",
-           "decomposition", "half_mask", "halves", "initial_images", "leave_one_out", "paper_lr",
-           "prepare", "probe_rows", "shadow", "span_of", "theory_dm_config", "train_on_halves"]
+           "decomposition", "half_mask", "halves", "init_attack", "initial_images", "leave_one_out",
+           "paper_lr", "prepare", "probe_losses", "probe_rows", "shadow", "span_of", "theory_dm_config", "train_on_halves"]

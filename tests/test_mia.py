@@ -75,3 +75,26 @@ def test_bad_losses_fail():
         loss_threshold_attack(torch.tensor([]), torch.ones(4))
     with pytest.raises(ValueError, match="NaN"):
         loss_threshold_attack(torch.tensor([1.0, float("nan")]), torch.ones(4))
+
+
+def test_pooled_interval_is_clopper_pearson_on_all_held_out_decisions():
+    from ddrepro.attacks.mia import ThresholdAttack, pooled_advantage_interval
+    from ddrepro.intervals import clopper_pearson
+
+    # two attacks: 15 of 20 and 28 of 40 test decisions correct
+    attacks = [ThresholdAttack(0.0, 0.8, 0.75, 0.5, 10), ThresholdAttack(0.0, 0.6, 0.7, 0.4, 20)]
+    low, high = pooled_advantage_interval(attacks)
+    cp_low, cp_high = clopper_pearson(43, 60)
+    assert (low, high) == pytest.approx((2 * cp_low - 1, 2 * cp_high - 1))
+    assert low < 2 * 43 / 60 - 1 < high
+    # more decisions at the same accuracy give a narrower interval
+    wide = pooled_advantage_interval(attacks[:1])
+    assert wide[1] - wide[0] > high - low
+    # null attacks: the interval covers 0 about 95 % of the time
+    gen = torch.Generator().manual_seed(11)
+    covered = [pooled_advantage_interval([loss_threshold_attack(torch.rand(200, generator=gen),
+                                                                torch.rand(200, generator=gen), seed=s)])
+               for s in range(200)]
+    assert sum(lo <= 0 <= hi for lo, hi in covered) >= 180
+    with pytest.raises(ValueError, match="non-empty"):
+        pooled_advantage_interval([])

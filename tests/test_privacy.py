@@ -172,3 +172,36 @@ def test_probe_rows_query_every_initialisation_image_and_2n_others():
     assert torch.equal(rows, probe_rows(members, syn, n=2, seed=0))
     noise = SyntheticSet(torch.zeros(2, 1, 4, 4), torch.tensor([0, 1]), (0.0,), (1.0,), meta={})
     assert len(probe_rows(members, noise, n=3, seed=1)) == 6
+
+
+def test_probe_losses_single_out_the_initialisation_images_and_a_placebo():
+    from types import SimpleNamespace
+
+    from ddrepro.privacy import init_attack, probe_losses, probe_rows
+    from ddrepro.synthetic import SyntheticSet
+
+    members, _ = halves(toy(), seed=0)
+    init = members.source_index[[0, 4]]
+    syn = SyntheticSet(torch.zeros(2, 1, 4, 4), torch.tensor([0, 1]), (0.0,), (1.0,),
+                       meta={"init_indices": init})
+    placebo = members.source_index[[1, 2, 3]]
+    rows = probe_rows(members, syn, n=2, seed=0, also=placebo)
+    assert {0, 1, 2, 3, 4} <= set(rows.tolist()) and rows.tolist() == sorted(set(rows.tolist()))
+    # the victim's loss on each probed row: its root index, so every group can be recognised
+    loss = members.source_index[rows].float()
+    result = SimpleNamespace(probes={"members": {"loss": loss[None]},
+                                     "nonmembers": {"loss": torch.full((1, 4), -1.0)}})
+    init_l, other_l, non_l = probe_losses(syn, result, rows, members)
+    assert sorted(init_l.tolist()) == sorted(init.float().tolist())
+    assert len(init_l) + len(other_l) == len(rows) and (non_l == -1).all()
+    p_l, rest, _ = probe_losses(syn, result, rows, members, init_indices=placebo)
+    assert sorted(p_l.tolist()) == sorted(placebo.float().tolist())
+    # placebo images with the lowest losses are perfectly separable from the other members
+    result.probes["members"]["loss"] = torch.where(torch.isin(members.source_index[rows], placebo),
+                                                   0.0, 1.0)[None]
+    attack = init_attack(syn, result, rows, members, seed=0, init_indices=placebo)
+    assert attack.advantage == 1.0
+    with pytest.raises(ValueError, match="probed rows"):
+        probe_losses(syn, result, rows[:-1], members)
+    with pytest.raises(ValueError, match="initialisation image"):
+        init_attack(syn, result, rows, members, seed=0, init_indices=placebo[:1])

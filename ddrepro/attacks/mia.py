@@ -10,10 +10,13 @@ tau is chosen (``tests/test_mia.py`` checks it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from ..intervals import clopper_pearson
 
 
 @dataclass(frozen=True)
@@ -94,4 +97,19 @@ def loss_threshold_attack(member_losses: Tensor, nonmember_losses: Tensor, *, n:
     return ThresholdAttack(threshold, select_acc, acc, 2 * (acc - 0.5), n)
 
 
-__all__ = ["ThresholdAttack", "best_threshold", "loss_threshold_attack", "threshold_accuracy"]
+def pooled_advantage_interval(attacks: Sequence[ThresholdAttack],
+                              confidence: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson interval of the advantage ``2 acc - 1`` from several attacks' held-out
+    decisions pooled (each of an attack's ``2n`` test images is decided once, by a threshold
+    chosen without it; balanced halves, so ``acc * 2n`` decisions are correct)."""
+    if not attacks or not all(isinstance(a, ThresholdAttack) for a in attacks):
+        raise ValueError("pooled_advantage_interval needs a non-empty sequence of ThresholdAttack "
+                         "results (from loss_threshold_attack).")
+    correct = sum(round(a.accuracy * 2 * a.n) for a in attacks)
+    total = sum(2 * a.n for a in attacks)
+    low, high = clopper_pearson(correct, total, confidence)
+    return 2 * low - 1, 2 * high - 1
+
+
+__all__ = ["ThresholdAttack", "best_threshold", "loss_threshold_attack", "pooled_advantage_interval",
+           "threshold_accuracy"]
