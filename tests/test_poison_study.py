@@ -107,3 +107,14 @@ def test_sweep_grid_shares_its_base_cells_with_the_table():
     same(sweep["clean/dm/run0"].kwargs, table["clean/dm/run0"].kwargs)
     with pytest.raises(ValueError, match="sweep_targets"):
         get_profile("smoke", {"poison.sweep_targets": 2})
+
+
+def test_a_targets_defenses_share_one_poison_key():
+    # make_poisons takes no defense: equal (target, attack_cfg, seed, data) across defenses = one cache entry
+    prof = get_profile("smoke", {"poison.targets": 2, "poison.baseline_targets": 2})
+    jobs = {job.name: job.kwargs for job in GRIDS.get("attack_and_defense")(prof, seed=0, device="cpu", quiet=True)}
+    for t in range(2):
+        keys = {(kw["target"], kw["attack_cfg"], kw["seed"], kw["real"].digest())
+                for name, kw in jobs.items() if name.startswith(f"t{t}/dm_poison/")}
+        assert len(keys) == 1
+    assert jobs["t0/dm_poison/dm/run0"]["seed"] != jobs["t1/dm_poison/dm/run0"]["seed"]
