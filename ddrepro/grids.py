@@ -221,51 +221,98 @@ def poison_targets(prof: Profile, test: data.ImageData) -> list[Any]:
     return [pick_target(test, seed) for seed in range(prof.poison.targets)]
 
 
-@register_grid("attack_and_defense")
-def attack_and_defense(prof: Profile, *, seed: int, device: str | torch.device,
-                       quiet: bool | None) -> list[Job]:
-    """Chapter 3's table: one job per (target, attack, defense, run), each ``attacks.study.poison_cell``,
-    and the no-attack reference per (defense, run), ``attacks.study.clean_cell``.
-
-    DM poisoning at the first ``eps`` against every defense of ``prof.poison``;
-    the direct attack on the first ``direct_targets`` targets against DM and
-    RDM-DC. Job names: ``"t3/dm_poison/rdm/run0"``, ``"clean/rdm/run0"``. The target's seed is its
-    number; ``seed`` picks the training subset and seeds the poisons (``seed + t``).
-    """
+def _poison_setup(prof: Profile, seed: int, device: str | torch.device, quiet: bool | None
+                  ) -> dict[str, Any]:
+    """What every Chapter 3 grid shares: data, targets, the attack and victim configs, and the
+    keyword arguments common to ``poison_cell`` and ``clean_cell`` (equal arguments, equal cache keys)."""
     import dataclasses
 
     from .attacks.poison import DMPoisonConfig
-    from .attacks.study import class_rate, clean_cell, poison_cell
     from .config import DMConfig
 
     study = prof.poison
     real, test = real_and_test(prof, study.dataset, seed)
     attack_cfg = DMPoisonConfig(eps=study.eps[0], rate=study.rate, steps=study.attack_steps,
                                 restarts=study.restarts, step_size=study.attack_lr)
-    dm_cfg = DMConfig(steps=study.dm_steps, batch_real=study.batch_real)
-    eval_cfg = dataclasses.replace(prof.eval, n_models=study.victims)
-    targets = poison_targets(prof, test)
-    # the no-attack reference, one job per (defense, run); eps_p as the defender assumes it
-    eps_p = class_rate(real, study.rate, targets[0].adv_label)
-    jobs = [Job(clean_cell, dict(real=real, test=test, targets=targets, defense=defense, eps_p=eps_p,
-                                 dm_cfg=dm_cfg, ipc=study.ipc, run=run,
-                                 power_iterations=study.power_iterations, net_cfg=prof.net,
-                                 aug_cfg=prof.aug, eval_cfg=eval_cfg, device=device, quiet=quiet),
-                name=f"clean/{defense}/run{run}")
-            for defense in study.defenses for run in range(study.runs)]
-    for t, target in enumerate(targets):
-        cells = [("dm_poison", defense) for defense in study.defenses]
+    common = dict(real=real, test=test, dm_cfg=DMConfig(steps=study.dm_steps, batch_real=study.batch_real),
+                  ipc=study.ipc, power_iterations=study.power_iterations, net_cfg=prof.net,
+                  aug_cfg=prof.aug, eval_cfg=dataclasses.replace(prof.eval, n_models=study.victims),
+                  device=device, quiet=quiet)
+    return {"targets": poison_targets(prof, test), "attack_cfg": attack_cfg, "common": common}
+
+
+def _clean_job(prof: Profile, setup: dict[str, Any], defense: str, run: int) -> Job:
+    """The no-attack reference of ``defense``: eps_p as the defender assumes it (the first target's class)."""
+    from .attacks.study import class_rate, clean_cell
+
+    common, targets = setup["common"], setup["targets"]
+    eps_p = class_rate(common["real"], prof.poison.rate, targets[0].adv_label)
+    return Job(clean_cell, dict(common, targets=targets, defense=defense, eps_p=eps_p, run=run),
+               name=f"clean/{defense}/run{run}")
+
+
+@register_grid("attack_and_defense")
+def attack_and_defense(prof: Profile, *, seed: int, device: str | torch.device,
+                       quiet: bool | None) -> list[Job]:
+    """Chapter 3's table: one job per (target, attack, defense, run), each ``attacks.study.poison_cell``,
+    and the no-attack reference per (defense, run), ``attacks.study.clean_cell``.
+
+    DM poisoning at the first ``eps`` against every defense of ``prof.poison`` (the baselines,
+    every defense but DM and RDM-DC, on the first ``baseline_targets`` targets);
+    the direct attack on the first ``direct_targets`` targets against DM and
+    RDM-DC. Job names: ``"t3/dm_poison/rdm/run0"``, ``"clean/rdm/run0"``. The target's seed is its
+    number; ``seed`` picks the training subset and seeds the poisons (``seed + t``).
+    The poisons' cache key holds no defense, so a target's defenses share one crafted set.
+    """
+    from .attacks.study import poison_cell
+
+    study = prof.poison
+    setup = _poison_setup(prof, seed, device, quiet)
+    jobs = [_clean_job(prof, setup, defense, run) for defense in study.defenses for run in range(study.runs)]
+    for t, target in enumerate(setup["targets"]):
+        cells = [("dm_poison", defense) for defense in study.defenses
+                 if defense in ("dm", "rdm") or t < study.baseline_targets]
         if t < study.direct_targets:
             cells += [("direct", defense) for defense in ("dm", "rdm") if defense in study.defenses]
         for attack, defense in cells:
             for run in range(study.runs):
-                kwargs = dict(real=real, test=test, target=target, attack=attack, defense=defense,
-                              attack_cfg=attack_cfg, dm_cfg=dm_cfg, ipc=study.ipc, run=run,
-                              power_iterations=study.power_iterations, net_cfg=prof.net,
-                              aug_cfg=prof.aug, eval_cfg=eval_cfg, seed=seed + t, device=device,
-                              quiet=quiet)
+                kwargs = dict(setup["common"], target=target, attack=attack, defense=defense,
+                              attack_cfg=setup["attack_cfg"], run=run, seed=seed + t)
                 jobs.append(Job(poison_cell, kwargs, name=f"t{t}/{attack}/{defense}/run{run}"))
     return jobs
 
 
-__all__ += ["attack_and_defense", "poison_targets"]
+@register_grid("poison_sweep")
+def poison_sweep(prof: Profile, *, seed: int, device: str | torch.device,
+                 quiet: bool | None) -> list[Job]:
+    """Chapter 3's sweep: DM poisoning against plain DM (run 0) on the first ``sweep_targets``
+    targets at every point of ``attacks.study.sweep_points`` (eps at T = ``attack_steps``, T at
+    the first ``eps``), the direct attack (the eps = 1 end; Table 5) against DM and RDM-DC,
+    and the clean reference.
+
+    Job names: ``"t1/eps64/T100"``, ``"t1/direct/rdm"``, ``"clean/dm/run0"``. The cells at the
+    profile's own (eps, T) and the direct and clean cells have the arguments of
+    ``attack_and_defense``'s, so the two grids share their cache entries.
+    """
+    import dataclasses
+
+    from .attacks.study import poison_cell, sweep_points
+
+    study = prof.poison
+    setup = _poison_setup(prof, seed, device, quiet)
+    points = sweep_points(study.sweep_eps, study.sweep_steps, study.eps[0], study.attack_steps)
+    jobs = [_clean_job(prof, setup, "dm", 0)]
+    for t, target in enumerate(setup["targets"][:study.sweep_targets]):
+        base = dict(setup["common"], target=target, defense="dm", run=0, seed=seed + t)
+        for eps, steps in points:
+            cfg = dataclasses.replace(setup["attack_cfg"], eps=eps, steps=steps)
+            jobs.append(Job(poison_cell, dict(base, attack="dm_poison", attack_cfg=cfg),
+                            name=f"t{t}/eps{round(255 * eps)}/T{steps}"))
+        for defense in [d for d in ("dm", "rdm") if d in study.defenses]:
+            jobs.append(Job(poison_cell, dict(base, attack="direct", defense=defense,
+                                              attack_cfg=setup["attack_cfg"]),
+                            name=f"t{t}/direct/{defense}"))
+    return jobs
+
+
+__all__ += ["attack_and_defense", "poison_sweep", "poison_targets"]

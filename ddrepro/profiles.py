@@ -112,7 +112,8 @@ _SMOKE = Profile(
     poison=PoisonConfig(dataset="fashion_mnist", ipc=2, targets=1, runs=1, attack_steps=2,
                         restarts=1, pretrained=1, power_iterations=2, dm_steps=2, batch_real=8,
                         direct_targets=1, defenses=("dm", "median", "rdm"), deviation_n=2000,
-                        deviation_trials=2),
+                        deviation_trials=2, baseline_targets=1, sweep_targets=1, sweep_eps=(16 / 255, 64 / 255),
+                        sweep_steps=(1, 2)),
     bias=BiasConfig(ratios=(0.0, 95.0, 100.0), severities=(3, 4), ipc=2, repeats=2,
                     dsa_ratios=(95.0,), dc_ratios=(), full_epochs=1, full_models=1,
                     full_ratios=(0.0, 95.0, 100.0), debias_ratios=(95.0,)),
@@ -154,11 +155,19 @@ _CPU = Profile(
                           control_per_class=50, control_epochs=30, theory_per_class=100),
     # Chapter 3: 300 DM steps from noise is where the synthetic images stop looking like
     # noise at batch_real 32 (150 do not); T = 100 attack steps of 1/255 can reach
-    # 64/255; R = 2 restarts. Per (target, defense) cell ~35 s on 2 uncontended cores
-    # (estimated from a loaded machine): 3 clean + 24 poisoned + 8 direct cells.
+    # 64/255; R = 2 restarts. Sized from one measured cell (target 0, `poison_cell`, 1 thread,
+    # load ~3 on 2 cores): 70 s, of which crafting the poisons 6 s (cached, so a target's
+    # defenses share it), DM's 300 steps 51 s, the victim ~13 s; an RDM-DC cell 58 s with the
+    # poisons cached. The condensation dominates, so a page costs ~35 s per cell on 2
+    # uncontended cores and holds <= 23 cells (<= 15 min):
+    # attack_and_defense: 3 clean + 8 targets x {DM, RDM-DC} + 4 x Median = 23 cells;
+    # poison_sweep: 1 clean + 2 targets x (eps {16, 64, 128}/255 at T = 100, T {30, 300} at
+    # 64/255, direct vs DM and RDM-DC) = 15 cells (the attack at T = 300 adds ~20 s a target).
     poison=PoisonConfig(dataset="fashion_mnist", ipc=10, targets=8, runs=1, attack_steps=100,
                         restarts=2, dm_steps=300, batch_real=32, victims=1,
-                        defenses=("dm", "median", "rdm"), direct_targets=4),
+                        defenses=("dm", "median", "rdm"), baseline_targets=4, direct_targets=0,
+                        sweep_targets=2, sweep_eps=(16 / 255, 64 / 255, 128 / 255),
+                        sweep_steps=(30, 100, 300)),
     # Chapter 4: the full-set control needs 50 epochs on 500 images per class to learn the
     # digits' shape at 95 % aligned (conflicting-digit accuracy 17.5 % at 5 epochs, 60.2 % at
     # 20, 78.9 % at 50; book/04_bias/cmnist), so it runs at three ratios only.

@@ -149,7 +149,8 @@ class PoisonConfig:
     iterations (paper: 20,000) on real batches of ``batch_real`` per class
     (paper: 256); ``victims`` networks trained per synthetic set (ours: the
     paper trains one per run). ``defenses``: DM and its class-mean estimators
-    (:data:`ddrepro.attacks.study.DEFENSES`); ``direct_targets`` of the targets
+    (:data:`ddrepro.attacks.study.DEFENSES`), the baselines (all but ``dm`` and ``rdm``)
+    on the first ``baseline_targets`` targets only; ``direct_targets`` of the targets
     also get the direct attack (Table 5). Attacks: signed Adam with step
     ``attack_lr`` (paper: 1/255); the paper gives no iteration or restart
     counts, so ``attack_steps`` and ``restarts`` are ours (the values of
@@ -157,7 +158,10 @@ class PoisonConfig:
     follows); gradient matching uses ``pretrained`` clean models (paper: 16).
     Mean calibration: ``power_iterations`` of the power method (Alg. 5; "a few").
     Lemma 4.1 measured (ours): ``deviation_n`` planted Gaussian representations,
-    averaged over ``deviation_trials`` draws.
+    averaged over ``deviation_trials`` draws. The sweep (ours; the paper gives no T and
+    remarks that a small eps leaves DM safe, Sec. 4.3): the first ``sweep_targets``
+    targets against plain DM at every ``sweep_eps`` (with T = ``attack_steps``) and every
+    ``sweep_steps`` (with the first ``eps``).
     """
 
     dataset: str = "cifar10"
@@ -176,11 +180,19 @@ class PoisonConfig:
     victims: int = 1
     defenses: tuple[str, ...] = ("dm", "median", "trimmed", "truncated", "rdm")
     direct_targets: int = 5
+    baseline_targets: int = 5
     deviation_n: int = 20_000
     deviation_trials: int = 20
+    sweep_targets: int = 5
+    sweep_eps: tuple[float, ...] = (16 / 255, 64 / 255, 128 / 255)
+    sweep_steps: tuple[int, ...] = (60, 240, 480)
 
     def __post_init__(self) -> None:
         _fractions(self, "eps", self.eps, 0.0, 1.0, closed_high=True)
+        _fractions(self, "sweep_eps", self.sweep_eps, 0.0, 1.0, closed_high=True)
+        _check(len(self.sweep_steps) > 0 and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1
+                                                 for s in self.sweep_steps),
+               self, "sweep_steps", self.sweep_steps, "a non-empty tuple of integers >= 1")
         _check(0.0 < self.rate < 0.5, self, "rate", self.rate, "in (0, 0.5)")
         _positive(self, "ipc", "targets", "runs", "attack_steps", "restarts", "attack_lr",
                   "pretrained", "power_iterations", "dm_steps", "batch_real", "victims",
@@ -189,6 +201,10 @@ class PoisonConfig:
         _check(len(self.defenses) > 0 and set(self.defenses) <= set(known), self, "defenses",
                self.defenses, f"a non-empty tuple of {known}")
         _check(0 <= self.direct_targets <= self.targets, self, "direct_targets", self.direct_targets,
+               "in [0, targets]")
+        _check(0 <= self.baseline_targets <= self.targets, self, "baseline_targets",
+               self.baseline_targets, "in [0, targets]")
+        _check(0 <= self.sweep_targets <= self.targets, self, "sweep_targets", self.sweep_targets,
                "in [0, targets]")
 
 

@@ -51,11 +51,14 @@ def test_poison_cell_runs_end_to_end_and_is_deterministic():
 
 
 def test_grid_has_one_job_per_target_attack_defense_run():
-    prof = get_profile("smoke", {"poison.targets": 2, "poison.direct_targets": 1, "poison.runs": 2})
+    prof = get_profile("smoke", {"poison.targets": 2, "poison.direct_targets": 1, "poison.runs": 2,
+                                 "poison.baseline_targets": 1})
     jobs = GRIDS.get("attack_and_defense")(prof, seed=0, device="cpu", quiet=True)
     names = [job.name for job in jobs]
-    assert len(names) == len(set(names)) == 3 * 2 + 2 * 3 * 2 + 1 * 2 * 2
+    # clean: 3 defenses x 2 runs; DM and RDM-DC on both targets, the median on the first; direct
+    assert len(names) == len(set(names)) == 3 * 2 + (2 * 2 + 1) * 2 + 1 * 2 * 2
     assert "t1/dm_poison/rdm/run1" in names and "t0/direct/dm/run0" in names
+    assert "t0/dm_poison/median/run0" in names and "t1/dm_poison/median/run0" not in names
     assert "t1/direct/dm/run0" not in names and "clean/median/run1" in names
 
 
@@ -68,3 +71,50 @@ def test_clean_cell_asks_about_every_target_without_poisons():
                      device="cpu", quiet=True)
     assert out["predicted"].shape == out["success"].shape == out["adv_prob"].shape == (2, 3)
     assert bool(((out["adv_prob"] >= 0) & (out["adv_prob"] <= 1)).all())
+
+
+def test_sweep_points_vary_one_factor_at_a_time():
+    from ddrepro.attacks.study import sweep_points
+
+    points = sweep_points((16 / 255, 64 / 255, 128 / 255), (30, 100), 64 / 255, 100)
+    assert points == [(16 / 255, 100), (64 / 255, 30), (64 / 255, 100), (128 / 255, 100)]
+    assert sweep_points((0.5,), (7,), 0.5, 7) == [(0.5, 7)]       # the base point only once
+    with pytest.raises(ValueError, match="eps"):
+        sweep_points((0.0,), (10,), 0.25, 10)
+    with pytest.raises(ValueError, match="attack steps"):
+        sweep_points((0.25,), (0,), 0.25, 10)
+
+
+def test_sweep_grid_shares_its_base_cells_with_the_table():
+    prof = get_profile("smoke", {"poison.targets": 2, "poison.direct_targets": 2, "poison.sweep_targets": 2,
+                                 "poison.sweep_eps": [16 / 255, 0.25], "poison.sweep_steps": [1, 2]})
+    sweep = {job.name: job for job in GRIDS.get("poison_sweep")(prof, seed=0, device="cpu", quiet=True)}
+    table = {job.name: job for job in GRIDS.get("attack_and_defense")(prof, seed=0, device="cpu", quiet=True)}
+    eps0, steps0 = prof.poison.eps[0], prof.poison.attack_steps
+    # the clean reference + per target: the distinct (eps, T) points and the direct attack
+    points = {(round(255 * e), s) for e, s in [(16 / 255, steps0), (0.25, steps0), (eps0, 1), (eps0, 2),
+                                               (eps0, steps0)]}
+    assert len(sweep) == 1 + 2 * (len(points) + 2)
+
+    def same(a, b):  # same arguments, hence the same cache keys (data compared by digest)
+        assert a.keys() == b.keys() and a["real"].digest() == b["real"].digest()
+        assert all(a[k] == b[k] for k in a if k not in ("real", "test"))
+
+    for t in range(2):
+        same(sweep[f"t{t}/eps{round(255 * eps0)}/T{steps0}"].kwargs, table[f"t{t}/dm_poison/dm/run0"].kwargs)
+        for defense in ("dm", "rdm"):
+            same(sweep[f"t{t}/direct/{defense}"].kwargs, table[f"t{t}/direct/{defense}/run0"].kwargs)
+    same(sweep["clean/dm/run0"].kwargs, table["clean/dm/run0"].kwargs)
+    with pytest.raises(ValueError, match="sweep_targets"):
+        get_profile("smoke", {"poison.sweep_targets": 2})
+
+
+def test_a_targets_defenses_share_one_poison_key():
+    # make_poisons takes no defense: equal (target, attack_cfg, seed, data) across defenses = one cache entry
+    prof = get_profile("smoke", {"poison.targets": 2, "poison.baseline_targets": 2})
+    jobs = {job.name: job.kwargs for job in GRIDS.get("attack_and_defense")(prof, seed=0, device="cpu", quiet=True)}
+    for t in range(2):
+        keys = {(kw["target"], kw["attack_cfg"], kw["seed"], kw["real"].digest())
+                for name, kw in jobs.items() if name.startswith(f"t{t}/dm_poison/")}
+        assert len(keys) == 1
+    assert jobs["t0/dm_poison/dm/run0"]["seed"] != jobs["t1/dm_poison/dm/run0"]["seed"]

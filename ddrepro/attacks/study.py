@@ -84,6 +84,25 @@ def poison_cell(*, real: ImageData, test: ImageData, target: Target, attack: str
             "poison_seconds": poisoned.seconds, "condense_seconds": syn.meta["seconds"]}
 
 
+def sweep_points(eps_values: tuple[float, ...], steps_values: tuple[int, ...], base_eps: float,
+                 base_steps: int) -> list[tuple[float, int]]:
+    """The (eps, T) points of a one-factor-at-a-time sweep: every ``eps`` at ``base_steps`` and every
+    ``T`` at ``base_eps``, the base point once, sorted by eps then T.
+
+    The paper gives no T and remarks that a small eps leaves DM safe (Sec. 4.3): the two arms
+    show each factor with the other held at the chapter's setting, for far fewer cells than the
+    full product.
+    """
+    for eps in (*eps_values, base_eps):
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 < eps <= 1.0:
+            raise ValueError(f"eps {eps!r} must be in (0, 1] (pixel units, e.g. 64/255).")
+    for steps in (*steps_values, base_steps):
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"attack steps {steps!r} must be an integer >= 1.")
+    points = {(float(eps), base_steps) for eps in eps_values} | {(float(base_eps), steps) for steps in steps_values}
+    return sorted(points | {(float(base_eps), base_steps)})
+
+
 def clean_cell(*, real: ImageData, test: ImageData, targets: list[Target], defense: str, eps_p: float,
                dm_cfg: DMConfig, ipc: int, run: int, power_iterations: int, net_cfg: NetConfig,
                aug_cfg: AugConfig, eval_cfg: EvalConfig, device: Any, quiet: bool | None) -> dict[str, Any]:
@@ -108,4 +127,4 @@ def clean_cell(*, real: ImageData, test: ImageData, targets: list[Target], defen
 
 
 __all__ = ["ATTACKS", "DEFENSES", "class_rate", "clean_cell", "defense_config", "make_poisons",
-           "poison_cell"]
+           "poison_cell", "sweep_points"]
