@@ -225,18 +225,25 @@ class PoisonResult:
     seconds: float
 
 
+def _crafting_setup(attack: str, real: ImageData, test: ImageData, target: Target, cfg: Any,
+                    net_cfg: NetConfig, aug_cfg: AugConfig, seed: int) -> tuple[Tensor, dict[str, Any]]:
+    """What both crafting attacks start from: checked inputs, the poison rows, the cache key's parts."""
+    _check_poison_inputs(real, test, target)
+    rows = poison_rows(real, target.adv_label, cfg.rate, seed)
+    parts = {"attack": attack, "config": cfg, "real": real.digest(),
+             "target": tensor_digest(test.images[target.index]), "target_label": target.label,
+             "adv_label": target.adv_label, "rows": tensor_digest(rows), "net": net_cfg,
+             "aug": aug_cfg, "flip": real.flip_ok, "seed": seed}
+    return rows, parts
+
+
 def dm_poison(real: ImageData, test: ImageData, target: Target, cfg: DMPoisonConfig = DMPoisonConfig(),
               *, net_cfg: NetConfig = NetConfig(), aug_cfg: AugConfig = AugConfig(), seed: int = 0,
               device: str | torch.device = "auto", quiet: bool | None = None,
               cache: bool = True) -> PoisonResult:
     """DM poisoning (Alg. 2) of ``real`` against ``target``; the crafted perturbation is cached."""
-    _check_poison_inputs(real, test, target)
-    rows = poison_rows(real, target.adv_label, cfg.rate, seed)
+    rows, parts = _crafting_setup("dm_poison", real, test, target, cfg, net_cfg, aug_cfg, seed)
     dev = resolve_device(device)
-    parts = {"attack": "dm_poison", "config": cfg, "real": real.digest(),
-             "target": tensor_digest(test.images[target.index]), "target_label": target.label,
-             "adv_label": target.adv_label, "rows": tensor_digest(rows), "net": net_cfg,
-             "aug": aug_cfg, "flip": real.flip_ok, "seed": seed}
 
     def compute() -> dict[str, Any]:
         start = time.perf_counter()
@@ -349,13 +356,8 @@ def gm_poison(real: ImageData, test: ImageData, target: Target, cfg: GMPoisonCon
               cache: bool = True) -> PoisonResult:
     """Gradient-matching poisoning (Alg. 1) of ``real`` against ``target``: pretrain ``cfg.pretrained``
     clean networks, craft, cache; the poisoned set is a derived ``perturb`` set."""
-    _check_poison_inputs(real, test, target)
-    rows = poison_rows(real, target.adv_label, cfg.rate, seed)
+    rows, parts = _crafting_setup("gm_poison", real, test, target, cfg, net_cfg, aug_cfg, seed)
     dev = resolve_device(device)
-    parts = {"attack": "gm_poison", "config": cfg, "real": real.digest(),
-             "target": tensor_digest(test.images[target.index]), "target_label": target.label,
-             "adv_label": target.adv_label, "rows": tensor_digest(rows), "net": net_cfg,
-             "aug": aug_cfg, "flip": real.flip_ok, "seed": seed}
 
     def compute() -> dict[str, Any]:
         start = time.perf_counter()
