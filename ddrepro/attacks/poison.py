@@ -111,11 +111,10 @@ def _check_attack_config(cfg: object, counts: tuple[str, ...]) -> None:
 
 
 @dataclass(frozen=True)
-class DMPoisonConfig:
-    """DM poisoning, Alg. 2. ``eps`` in pixels (paper: 64/255, 128/255), ``rate`` of the training set
-    (paper: 0.01), ``steps`` T and ``restarts`` R (the paper gives neither), signed-Adam ``step_size``
-    (paper: 1/255), ``dsa`` augmentation per step, ``score_nets`` fresh networks on which the
-    restarts' final losses are compared."""
+class CraftingConfig:
+    """What both crafting attacks share: ``eps`` in pixels (paper: 64/255, 128/255), ``rate`` of the
+    training set (paper: 0.01), ``steps`` T and ``restarts`` R (the paper gives neither),
+    signed-Adam ``step_size`` (paper: 1/255), ``dsa`` augmentation per step."""
 
     eps: float = 64 / 255
     rate: float = 0.01
@@ -123,6 +122,13 @@ class DMPoisonConfig:
     restarts: int = 8
     step_size: float = 1 / 255
     dsa: bool = True
+
+
+@dataclass(frozen=True)
+class DMPoisonConfig(CraftingConfig):
+    """DM poisoning, Alg. 2, with the shared :class:`CraftingConfig` fields; ``score_nets`` fresh
+    networks on which the restarts' final losses are compared."""
+
     score_nets: int = 8
 
     def __post_init__(self) -> None:
@@ -277,18 +283,12 @@ def direct_poison(real: ImageData, test: ImageData, target: Target, rate: float 
 # -- gradient-matching poisoning (Alg. 1, Witches' Brew) ----------------------------
 
 @dataclass(frozen=True)
-class GMPoisonConfig:
+class GMPoisonConfig(CraftingConfig):
     """Gradient-matching poisoning, Alg. 1 (Geiping et al. 2021). ``eps``, ``rate``, ``steps`` T,
     ``restarts`` R, ``step_size`` and ``dsa`` as :class:`DMPoisonConfig`; ``pretrained`` clean
     networks (paper: 16) trained for ``pretrain_epochs`` on the clean training set, cycled through
     one per step."""
 
-    eps: float = 64 / 255
-    rate: float = 0.01
-    steps: int = 240
-    restarts: int = 8
-    step_size: float = 1 / 255
-    dsa: bool = True
     pretrained: int = 16
     pretrain_epochs: int = 40
 
