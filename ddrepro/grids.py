@@ -102,8 +102,8 @@ def does_it_work(prof: Profile, *, seed: int, device: str | torch.device,
 def privacy_claims(prof: Profile, *, seed: int, device: str | torch.device,
                    quiet: bool | None) -> list[Job]:
     """Chapter 2's claims (``book/02_privacy/claims.md``): loss-MIA preparations, LiRA's shadow
-    and target syntheses and the real-data control (:func:`ddrepro.privacy.claims_jobs`)."""
-    from .privacy import claims_jobs  # lazy: keeps this module's import light
+    and target syntheses and the real-data control (:func:`ddrepro.membership.claims_jobs`)."""
+    from .membership import claims_jobs  # lazy: keeps this module's import light
 
     return claims_jobs(prof, seed=seed, device=device, quiet=quiet)
 

@@ -85,7 +85,7 @@ def test_leaky_toy_models_are_caught(tmp_path, monkeypatch):
     monkeypatch.setenv("DDREPRO_CACHE", str(tmp_path))
     torch.set_num_threads(1)
     from ddrepro.config import AugConfig, EvalConfig, NetConfig
-    from ddrepro.privacy import train_on_halves
+    from ddrepro.membership import train_on_halves
 
     from helpers import toy_image_data
 

@@ -1,4 +1,4 @@
-"""Chapter 2's measurements (ddrepro.privacy): the propositions' known answers on a toy."""
+"""Chapter 2's measurements (ddrepro.privacy, ddrepro.membership): known answers on toys."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import torch
 
 from ddrepro.condense import condense
 from ddrepro.config import NetConfig
-from ddrepro.privacy import (PAPER_DM_LR, decomposition, halves, leave_one_out, paper_lr, span_of,
-                             theory_dm_config)
+from ddrepro.membership import PAPER_DM_LR, halves, paper_lr
+from ddrepro.privacy import decomposition, leave_one_out, span_of, theory_dm_config
 
 from helpers import toy_image_data
 
@@ -126,9 +126,9 @@ def test_paper_learning_rates_and_halves():
 
 
 def test_claims_grid_fills_what_the_notebooks_lira_calls_read(tmp_path, book_data):
-    """The grid's LiRA jobs (privacy.shadow) and the notebook's condense_many + evaluate_many
+    """The grid's LiRA jobs (membership.shadow) and the notebook's condense_many + evaluate_many
     compute the same artifacts: after the jobs, the notebook's calls write nothing new."""
-    from ddrepro import get_profile, privacy
+    from ddrepro import get_profile, membership
     from ddrepro.condense import condense_many
     from ddrepro.evaluate import evaluate_many
     from ddrepro.executor import LocalExecutor
@@ -142,9 +142,9 @@ def test_claims_grid_fills_what_the_notebooks_lira_calls_read(tmp_path, book_dat
     written = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.pt")}
     assert written
 
-    study = privacy.membership_study(prof, 0)
-    shared = privacy.lira_kwargs(prof, study, device="cpu", quiet=True)
-    shadow_seeds, target_seeds = privacy.lira_seeds(prof, 0)
+    study = membership.membership_study(prof, 0)
+    shared = membership.lira_kwargs(prof, study, device="cpu", quiet=True)
+    shadow_seeds, target_seeds = membership.lira_seeds(prof, 0)
     masks = torch.cat([study.shadow_masks, study.target_masks])
     sets = condense_many("dm", study.pool, shared["ipc"], subsets=list(masks),
                          seeds=shadow_seeds + target_seeds, quiet=True, config=shared["config"],
@@ -159,7 +159,7 @@ def test_claims_grid_fills_what_the_notebooks_lira_calls_read(tmp_path, book_dat
 
 
 def test_probe_rows_query_every_initialisation_image_and_2n_others():
-    from ddrepro.privacy import probe_rows
+    from ddrepro.membership import probe_rows
     from ddrepro.synthetic import SyntheticSet
 
     members, _ = halves(toy(), seed=0)
@@ -177,7 +177,7 @@ def test_probe_rows_query_every_initialisation_image_and_2n_others():
 def test_probe_losses_single_out_the_initialisation_images_and_a_placebo():
     from types import SimpleNamespace
 
-    from ddrepro.privacy import init_attack, probe_losses, probe_rows
+    from ddrepro.membership import init_attack, probe_losses, probe_rows
     from ddrepro.synthetic import SyntheticSet
 
     members, _ = halves(toy(), seed=0)
