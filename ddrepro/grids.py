@@ -108,6 +108,17 @@ def privacy_claims(prof: Profile, *, seed: int, device: str | torch.device,
     return claims_jobs(prof, seed=seed, device=device, quiet=quiet)
 
 
+@register_grid("critique")
+def privacy_critique(prof: Profile, *, seed: int, device: str | torch.device,
+                     quiet: bool | None) -> list[Job]:
+    """Chapter 2's critique (``book/02_privacy/critique.md``): DM's LiRA syntheses (shared with
+    ``claims``), the accuracy-matched baseline, DP-SGD and the canary audit
+    (:func:`ddrepro.critique.critique_jobs`)."""
+    from .critique import critique_jobs  # lazy: keeps this module's import light
+
+    return critique_jobs(prof, seed=seed, device=device, quiet=quiet)
+
+
 # -- Chapter 4, dataset bias (book/04_bias) -------------------------------------------
 
 def cmnist_cells(prof: Profile) -> list[tuple[str, str, float, int, bool]]:

@@ -24,6 +24,7 @@ from .config import (
 from .study_config import (
     BiasConfig, BudgetConfig, EADConfig, PoisonConfig, PrivacyConfig, ToyConfig,
 )
+from .study_config import CritiqueStudyConfig
 
 # Chapter 1's table, in its order; any registered condenser may be named instead.
 BASICS_METHODS = ("random", "herding", "dc", "dsa", "dm", "mmd", "kip")
@@ -63,6 +64,7 @@ class Profile:
     poison: PoisonConfig = PoisonConfig()
     bias: BiasConfig = BiasConfig()
     ead: EADConfig = EADConfig()
+    critique: CritiqueStudyConfig = CritiqueStudyConfig()
 
     def __post_init__(self) -> None:
         if not self.ipcs or any(int(i) < 1 for i in self.ipcs):
@@ -119,6 +121,10 @@ _SMOKE = Profile(
                     full_ratios=(0.0, 95.0, 100.0), debias_ratios=(95.0,)),
     ead=EADConfig(expert_epochs=1, checkpoint_every=1, t_m=1, steps=2, batch_real=8, pairs=6,
                   horizons=(1, 2), scatter_horizon=2, t_ms=(1,), alphas=(0.0,), val_per_class=10),
+    critique=CritiqueStudyConfig(val_per_class=10, baseline_per_class=(1, 2), ci_repeats=3,
+                                 dp_epsilons=(4.0,), dp_per_class=10, dp_epochs=1, dp_batch=20,
+                                 canaries=6, canary_pool_per_class=10, canary_shadows=2,
+                                 canary_targets=2, canary_ipc=1),
 )
 
 # Sized so that Chapter 1 runs in <= 15 min on 2 cores (measured per method
@@ -183,6 +189,13 @@ _CPU = Profile(
     ead=EADConfig(expert_epochs=2, checkpoint_every=4, t_m=3, steps=80, lr_img=0.003,
                   lr_label=0.003, batch_real=32, batch_syn=20, expert_lr=0.05, pairs=200,
                   t_ms=(1, 3, 5), alphas=(0.0, 1.0), val_per_class=100),
+    # Chapter 2's critique (book/02_privacy/critique.md): the LiRA study of `privacy` reused
+    # (16 shadows, 2 targets); DP-SGD on 100 members per class (~30 s a run at 1 thread);
+    # 40 canaries in a pool of 100 images per class, 8 shadows and 2 targets.
+    critique=CritiqueStudyConfig(val_per_class=100, baseline_per_class=(2, 5, 10, 20, 50),
+                                 ci_repeats=20, dp_per_class=100, dp_epochs=10, dp_batch=128,
+                                 canaries=40, canary_pool_per_class=100, canary_shadows=8,
+                                 canary_targets=2, canary_ipc=5),
 )
 
 _PAPER = Profile(name="paper")

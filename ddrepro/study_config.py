@@ -318,4 +318,65 @@ class EADConfig:
                "alphas", self.alphas, "a non-empty tuple of finite numbers")
 
 
-__all__ = ["BiasConfig", "BudgetConfig", "EADConfig", "PoisonConfig", "PrivacyConfig", "ToyConfig"]
+@dataclass(frozen=True)
+class CritiqueStudyConfig:
+    """Chapter 2's critique (Carlini, Feldman & Nasr 2022, "No Free Lunch in 'Privacy for Free'").
+
+    None of these sizes is given by either paper; all are ours. The
+    accuracy-matched baseline trains on ``baseline_per_class`` real images per
+    class of each LiRA model's half (candidates; the one whose accuracy on
+    ``val_per_class`` validation images per class, held out from the training
+    pool, is closest to DM's is attacked). ``ci_repeats`` subsamples of the
+    scores measure how the AUC interval narrows with more targets. DP-SGD trains
+    on ``dp_per_class`` members per class (None: all of T) for ``dp_epochs``
+    epochs at each of ``dp_epsilons`` and ``dp_delta`` (expected batch
+    ``dp_batch``, clipping norm ``dp_clip``, step ``dp_lr``, momentum
+    ``dp_momentum``). The canary audit inserts ``canaries`` held-out images
+    (a fraction ``canary_mislabelled`` with a wrong label) into a pool of
+    ``canary_pool_per_class`` images per class (None: the study's pool), and
+    attacks ``canary_targets`` models with ``canary_shadows`` shadows; DM
+    distils ``canary_ipc`` images per class.
+    """
+
+    val_per_class: int = 500
+    baseline_per_class: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100)
+    ci_repeats: int = 50
+    dp_epsilons: tuple[float, ...] = (1.0, 4.0, 10.0)
+    dp_delta: float = 1e-5
+    dp_per_class: int | None = None
+    dp_epochs: int = 30
+    dp_batch: int = 256
+    dp_clip: float = 1.0
+    dp_lr: float = 0.5
+    dp_momentum: float = 0.5
+    canaries: int = 500
+    canary_mislabelled: float = 0.5
+    canary_pool_per_class: int | None = None
+    canary_shadows: int = 64
+    canary_targets: int = 4
+    canary_ipc: int = 30
+
+    def __post_init__(self) -> None:
+        _positive(self, "val_per_class", "ci_repeats", "dp_epochs", "dp_batch", "canary_targets",
+                  "canary_ipc")
+        _check(len(self.baseline_per_class) > 0 and all(s >= 1 for s in self.baseline_per_class)
+               and list(self.baseline_per_class) == sorted(set(self.baseline_per_class)), self,
+               "baseline_per_class", self.baseline_per_class, "a non-empty increasing tuple of ints >= 1")
+        _check(len(self.dp_epsilons) > 0 and all(0 < e < math.inf for e in self.dp_epsilons), self,
+               "dp_epsilons", self.dp_epsilons, "a non-empty tuple of finite numbers > 0")
+        _check(0.0 < self.dp_delta < 1.0, self, "dp_delta", self.dp_delta, "in (0, 1)")
+        for name in ("dp_per_class", "canary_pool_per_class"):
+            value = getattr(self, name)
+            _check(value is None or value >= 2, self, name, value, ">= 2 or None")
+        for name in ("dp_clip", "dp_lr"):
+            _check(getattr(self, name) > 0, self, name, getattr(self, name), "> 0")
+        _check(0.0 <= self.dp_momentum < 1.0, self, "dp_momentum", self.dp_momentum, "in [0, 1)")
+        _check(self.canaries >= 2, self, "canaries", self.canaries, ">= 2")
+        _check(0.0 <= self.canary_mislabelled <= 1.0, self, "canary_mislabelled",
+               self.canary_mislabelled, "in [0, 1]")
+        _check(self.canary_shadows >= 2, self, "canary_shadows", self.canary_shadows,
+               ">= 2 (LiRA fits IN and OUT distributions)")
+
+
+__all__ = ["BiasConfig", "BudgetConfig", "CritiqueStudyConfig", "EADConfig", "PoisonConfig",
+           "PrivacyConfig", "ToyConfig"]
