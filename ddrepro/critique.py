@@ -36,7 +36,8 @@ from .data import ImageData, load
 from .dpsgd import dp_sgd_membership
 from .executor import Job
 from .membership import (MembershipStudy, condenser_config, lira_kwargs, lira_seeds,
-                         membership_study, shadow, train_on_halves, victim_eval)
+                         membership_study, prepare, prepare_kwargs, shadow, train_on_halves,
+                         victim_eval)
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -236,7 +237,8 @@ def dp_settings(prof: Any) -> list[float | None]:
 def critique_jobs(prof: Any, *, seed: int, device: Any, quiet: bool | None) -> list[Job]:
     """Every expensive call of ``book/02_privacy/critique.md``: the DM LiRA syntheses of the
     ``claims`` grid (same names and arguments, so shared cache), the baseline at every candidate
-    size (``baseline/{n}``), DP-SGD (``dp/eps{e}``, ``dp/none``) and the canary study
+    size (``baseline/{n}``), DM's first loss-attack preparation at ``lira_r_ipc`` (also
+    ``claims``'), DP-SGD (``dp/eps{e}``, ``dp/none``) and the canary study
     (``canary/dm-{init}/model{k}``, ``canary/on-T``)."""
     crit = critique_study(prof, seed)
     study = crit.study
@@ -248,6 +250,9 @@ def critique_jobs(prof: Any, *, seed: int, device: Any, quiet: bool | None) -> l
             for kind, k, mask, s in masks]
     jobs += [Job(train_on_halves, baseline_kwargs(prof, crit, n, seed=seed, device=device, quiet=quiet),
                  name=f"baseline/{n}") for n in prof.critique.baseline_per_class]
+    r_ipc = prof.privacy.lira_r_ipc  # DM beside DP-SGD: the claims grid's first preparation
+    jobs.append(Job(prepare, prepare_kwargs(prof, study, 0, "dm", "noise", r_ipc, seed=seed, device=device,
+                                            quiet=quiet), name=f"prep0/dm/noise/r{r_ipc}"))
     jobs += [Job(dp_sgd_membership, dp_kwargs(prof, crit, e, seed=seed, device=device, quiet=quiet),
                  name=f"dp/eps{e:g}" if e is not None else "dp/none") for e in dp_settings(prof)]
     for init in ("noise", "real"):
