@@ -30,9 +30,13 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
+from .artifacts import cached
 from .attacks.lira import balanced_membership
-from .config import EvalConfig, replace_checked
+from .augment import DSA
+from .config import AugConfig, EvalConfig, NetConfig, replace_checked
 from .data import ImageData, load
+from .evaluate import accuracy, probe
+from .train import train_models
 from .dpsgd import dp_sgd_membership
 from .executor import Job
 from .membership import (MembershipStudy, condenser_config, lira_kwargs, lira_seeds,
@@ -88,12 +92,10 @@ def per_class_subsets(halves: Tensor, labels: Tensor, per_class: int, seed: int)
 @dataclass
 class CritiqueStudy:
     """The critique's data: the membership study, a validation split, the pool with the
-    validation images appended (``pool_val``: baseline models report their accuracy on
-    those rows, members never), and the canary pool with its models' masks."""
+    and the canary pool with its models' masks."""
 
     study: MembershipStudy
     val: ImageData
-    pool_val: ImageData
     canary_pool: ImageData
     canary_masks: Tensor
 
@@ -129,10 +131,9 @@ def critique_study(prof: Any, seed: int) -> CritiqueStudy:
     """Everything the critique draws from ``seed`` (the membership study's pool, masks, test set)."""
     study = membership_study(prof, seed)
     val = validation_split(prof, study, seed)
-    pool_val = concat(study.pool, val)
     cpool = canary_pool(prof, study, val, seed)
     cfg = prof.critique
-    return CritiqueStudy(study, val, pool_val, cpool, canary_membership(cpool, cfg.canary_shadows
+    return CritiqueStudy(study, val, cpool, canary_membership(cpool, cfg.canary_shadows
                                                                          + cfg.canary_targets, seed + 6))
 
 
@@ -155,17 +156,43 @@ def lira_masks(study: MembershipStudy) -> Tensor:
     return torch.cat([study.shadow_masks, study.target_masks])
 
 
+def real_subset_lira(*, pool: ImageData, member: Tensor, probes: ImageData, val: ImageData,
+                     net_cfg: NetConfig, eval_cfg: EvalConfig, aug_cfg: AugConfig, seed: int,
+                     probe_flip: bool, device: Any = "auto", quiet: bool | None = None) -> dict[str, Tensor]:
+    """The naive baseline's models: model k trains on ``pool``'s rows ``member[k]`` (one batched
+    :func:`~ddrepro.train.train_models` call, the DM victims' protocol) and is queried on
+    ``probes`` only; cached.
+
+    Returns ``phi`` ``(K, n_probes[, 2])`` (the mirror as a second query when
+    ``probe_flip``) and ``val_acc`` ``(K,)``, each model's accuracy on ``val``.
+    """
+    if member.dtype != torch.bool or member.dim() != 2 or member.shape[1] != len(pool) or member.shape[0] < 2:
+        raise ValueError(f"member must be a (K >= 2, {len(pool)}) bool mask over the pool.")
+    parts = {"pool": pool.digest(), "member": member, "probes": probes.digest(), "val": val.digest(),
+             "net": net_cfg, "eval": eval_cfg, "aug": aug_cfg, "seed": seed, "probe_flip": probe_flip}
+
+    def compute() -> dict[str, Tensor]:
+        aug = DSA(aug_cfg, flip=pool.flip_ok) if eval_cfg.augment == "dsa" else None
+        models = train_models(pool.images, pool.labels, net_cfg=net_cfg, eval_cfg=eval_cfg,
+                              num_classes=pool.num_classes, seed=seed, aug=aug, members=member,
+                              device=device, quiet=quiet)
+        out = probe(models, probes.images, probes.labels, flip=probe_flip)
+        phi = torch.stack([out["phi"], out["phi_flip"]], -1) if probe_flip else out["phi"]
+        return {"phi": phi, "val_acc": accuracy(models, val)}
+
+    return cached("baseline-shadows", parts, compute, code=(real_subset_lira, "ddrepro.evaluate"))
+
+
 def baseline_kwargs(prof: Any, crit: CritiqueStudy, per_class: int, *, seed: int, device: Any,
                     quiet: bool | None) -> dict[str, Any]:
-    """:func:`~ddrepro.membership.train_on_halves`' arguments for the naive baseline at
-    ``per_class`` images per class: model k trains on that many real images of LiRA model k's
-    half, with the DM victims' protocol (:func:`~ddrepro.membership.victim_eval`)."""
+    """:func:`real_subset_lira`'s arguments for the naive baseline at ``per_class`` images per
+    class: model k trains on that many real images of LiRA model k's half, with the DM victims'
+    protocol (:func:`~ddrepro.membership.victim_eval`), and is queried on LiRA's probe rows."""
     study = crit.study
-    halves = lira_masks(study)
-    chosen = per_class_subsets(halves, study.pool.labels, per_class, seed=10_000 * seed + 300 + per_class)
-    member = torch.cat([chosen, torch.zeros(len(halves), len(crit.val), dtype=torch.bool)], 1)
-    return dict(pool=crit.pool_val, member=member, net_cfg=prof.net, eval_cfg=victim_eval(prof),
-                aug_cfg=prof.aug, seed=10_000 * seed + 400 + per_class,
+    chosen = per_class_subsets(lira_masks(study), study.pool.labels, per_class,
+                               seed=10_000 * seed + 300 + per_class)
+    return dict(pool=study.pool, member=chosen, probes=study.probes, val=crit.val, net_cfg=prof.net,
+                eval_cfg=victim_eval(prof), aug_cfg=prof.aug, seed=10_000 * seed + 400 + per_class,
                 probe_flip=study.pool.flip_ok, device=device, quiet=quiet)
 
 
@@ -248,7 +275,7 @@ def critique_jobs(prof: Any, *, seed: int, device: Any, quiet: bool | None) -> l
     masks += [("target", t, m, s) for t, (m, s) in enumerate(zip(study.target_masks, target_seeds))]
     jobs = [Job(shadow, dict(shared, subset=mask, seed=s), name=f"lira/{kind}{k}")
             for kind, k, mask, s in masks]
-    jobs += [Job(train_on_halves, baseline_kwargs(prof, crit, n, seed=seed, device=device, quiet=quiet),
+    jobs += [Job(real_subset_lira, baseline_kwargs(prof, crit, n, seed=seed, device=device, quiet=quiet),
                  name=f"baseline/{n}") for n in prof.critique.baseline_per_class]
     r_ipc = prof.privacy.lira_r_ipc  # DM beside DP-SGD: the claims grid's first preparation
     jobs.append(Job(prepare, prepare_kwargs(prof, study, 0, "dm", "noise", r_ipc, seed=seed, device=device,
@@ -326,4 +353,4 @@ def scores_to_separate(width_a: float, width_b: float, n: int, difference: float
 __all__ = ["CritiqueStudy", "auc_difference", "baseline_kwargs", "canary_dm_kwargs", "canary_pool",
            "canary_real_kwargs", "canary_seeds", "ci_width_by_size", "closest", "concat",
            "critique_jobs", "critique_study", "dp_kwargs", "dp_settings", "lira_masks",
-           "per_class_subsets", "scores_to_separate", "validation_split"]
+           "per_class_subsets", "real_subset_lira", "scores_to_separate", "validation_split"]

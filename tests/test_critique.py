@@ -115,3 +115,25 @@ def test_canary_study_and_grid_at_smoke(book_data):
     names = {j.name for j in jobs}
     assert {f"baseline/{n}" for n in cfg.baseline_per_class} <= names and "canary/on-T" in names
     assert {"dp/none"} | {f"dp/eps{e:g}" for e in cfg.dp_epsilons} <= names
+
+
+def test_real_subset_lira_models_know_their_own_rows_better():
+    from ddrepro.config import AugConfig, EvalConfig, NetConfig
+    from ddrepro.critique import real_subset_lira
+
+    pool = toy_image_data(n_per_class=8, classes=2, shape=(1, 6, 6), seed=3)
+    pool = pool.__class__(**{**pool.__dict__, "labels": pool.labels[torch.randperm(16, generator=torch.Generator().manual_seed(0))]})
+    member = torch.zeros(2, 16, dtype=torch.bool)
+    member[0, :8], member[1, 8:] = True, True              # disjoint halves, labels random: memorise
+    out = real_subset_lira(pool=pool, member=member, probes=pool, val=pool,
+                           net_cfg=NetConfig(width=8, depth=1), aug_cfg=AugConfig(),
+                           eval_cfg=EvalConfig(epochs=150, batch_size=8, n_models=2, augment="none"),
+                           seed=0, probe_flip=False, device="cpu", quiet=True)
+    phi = out["phi"]
+    assert phi.shape == (2, 16) and out["val_acc"].shape == (2,)
+    assert phi[0, :8].mean() > phi[0, 8:].mean() and phi[1, 8:].mean() > phi[1, :8].mean()
+    with pytest.raises(ValueError, match="bool mask"):
+        real_subset_lira(pool=pool, member=member[:1], probes=pool, val=pool,
+                         net_cfg=NetConfig(width=8, depth=1), aug_cfg=AugConfig(),
+                         eval_cfg=EvalConfig(epochs=1, n_models=1, augment="none"), seed=0,
+                         probe_flip=False)
