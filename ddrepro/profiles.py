@@ -193,7 +193,7 @@ _CPU = Profile(
     # (16 shadows, 2 targets); DP-SGD on 100 members per class (~30 s a run at 1 thread);
     # 40 canaries in a pool of 100 images per class, 8 shadows and 2 targets.
     critique=CritiqueStudyConfig(val_per_class=100, baseline_per_class=(1, 2, 5, 10, 20),
-                                 ci_repeats=20, dp_per_class=100, dp_epochs=10, dp_batch=128,
+                                 ci_repeats=10, dp_per_class=100, dp_epochs=10, dp_batch=128,
                                  canaries=40, canary_pool_per_class=100, canary_shadows=8,
                                  canary_targets=2, canary_ipc=5),
 )
