@@ -137,3 +137,14 @@ def test_real_subset_lira_models_know_their_own_rows_better():
                          net_cfg=NetConfig(width=8, depth=1), aug_cfg=AugConfig(),
                          eval_cfg=EvalConfig(epochs=1, n_models=1, augment="none"), seed=0,
                          probe_flip=False)
+
+
+@pytest.mark.parametrize("key,value", [("critique.dp_epsilons", [0.0]), ("critique.dp_epsilons", [-1.0]),
+                                       ("critique.dp_delta", 0.0), ("critique.dp_delta", 1.5),
+                                       ("critique.canary_shadows", 1), ("critique.baseline_per_class", [5, 2]),
+                                       ("critique.canary_mislabelled", 1.5)])
+def test_bad_critique_settings_fail_at_construction(key, value):
+    from ddrepro import get_profile
+
+    with pytest.raises(ValueError, match=key.split(".")[1]):
+        get_profile("cpu", {key: value})
