@@ -190,9 +190,13 @@ _CPU = Profile(
                   lr_label=0.003, batch_real=32, batch_syn=20, expert_lr=0.05, pairs=200,
                   t_ms=(1, 3, 5), alphas=(0.0, 1.0), val_per_class=100),
     # Chapter 2's critique (book/02_privacy/critique.md): the LiRA study of `privacy` reused
-    # (16 shadows, 2 targets); DP-SGD on 100 members per class (~30 s a run at 1 thread);
-    # 40 canaries in a pool of 100 images per class, 8 shadows and 2 targets.
-    critique=CritiqueStudyConfig(val_per_class=100, baseline_per_class=(1, 2, 5, 10, 20),
+    # (16 shadows, 2 targets); DP-SGD on 100 members per class; 40 canaries in a pool of 100
+    # images per class, 8 shadows and 2 targets. Cold, 1 thread, load 9-10 on 2 cores: a DM
+    # LiRA synthesis 20-35 s (shared with `claims`), a baseline size 75-190 s (20 per class:
+    # 290 s, dropped: it only brackets DM's accuracy from above, as 10 already does), a DP-SGD
+    # run ~40 s, a canary synthesis ~19 s, the canary models on T 216 s; the notebook on a
+    # warm cache 140 s. About 13 min of CPU time in all (estimate: not measured on idle cores).
+    critique=CritiqueStudyConfig(val_per_class=100, baseline_per_class=(1, 2, 5, 10),
                                  ci_repeats=10, dp_per_class=100, dp_epochs=10, dp_batch=128,
                                  canaries=40, canary_pool_per_class=100, canary_shadows=8,
                                  canary_targets=2, canary_ipc=5),
