@@ -198,7 +198,15 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         if value is None and type(None) in args:
             return None
-        hint = next(a for a in args if a is not type(None))
+        options = [a for a in args if a is not type(None)]
+        if len(options) > 1:  # e.g. float | str: the first type the value converts to
+            for option in options:
+                try:
+                    return _coerce(value, option, key)
+                except ValueError:
+                    continue
+            raise ValueError(f"Override {key!r} expects one of {options}, got {value!r}.")
+        hint = options[0]
         origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is tuple:
         if isinstance(value, (list, tuple)):

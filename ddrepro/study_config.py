@@ -221,7 +221,8 @@ class BiasConfig:
     % aligned images in the evaluation test split (its conflicting part is the paper's
     test set); the full-set control's ``full_epochs`` (paper: 150), ``full_models``
     (paper: 3 repeats) and ``full_ratios`` (where it runs in Table 1); ``debias_ratios``
-    and the reweighting's KDE ``debias_bandwidth`` and ``debias_power`` (``ddrepro.debias``).
+    and the reweighting's KDE ``debias_bandwidth`` (ours, a number or ``"cv"``: chosen per
+    class by cross-validated likelihood) and ``debias_power`` (``ddrepro.debias``).
     """
 
     dataset: str = "cmnist_dd"
@@ -238,7 +239,7 @@ class BiasConfig:
     full_models: int = 3
     full_ratios: tuple[float, ...] = (0.0, 10.0, 50.0, 80.0, 95.0, 100.0)
     debias_ratios: tuple[float, ...] = (0.0, 10.0, 50.0, 80.0, 95.0, 100.0)
-    debias_bandwidth: float = 0.05
+    debias_bandwidth: float | str = 0.05
     debias_power: float = 1.0
 
     def __post_init__(self) -> None:
@@ -256,7 +257,10 @@ class BiasConfig:
         _check(self.severity in (1, 2, 3, 4), self, "severity", self.severity, "one of 1, 2, 3, 4")
         _check(len(self.severities) > 0 and all(s in (1, 2, 3, 4) for s in self.severities), self,
                "severities", self.severities, "a non-empty tuple of values in 1-4")
-        _positive(self, "ipc", "repeats", "full_epochs", "full_models", "debias_bandwidth")
+        _positive(self, "ipc", "repeats", "full_epochs", "full_models")
+        _check(self.debias_bandwidth == "cv" if isinstance(self.debias_bandwidth, str)
+               else self.debias_bandwidth > 0, self, "debias_bandwidth", self.debias_bandwidth,
+               "> 0 or 'cv' (cross-validated likelihood, ddrepro.debias.select_bandwidth)")
         _check(0.0 < self.debias_power <= 1.0, self, "debias_power", self.debias_power, "in (0, 1]")
 
 
