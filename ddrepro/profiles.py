@@ -116,7 +116,7 @@ _SMOKE = Profile(
                         sweep_steps=(1, 2)),
     bias=BiasConfig(ratios=(0.0, 95.0, 100.0), severities=(3, 4), ipc=2, repeats=2,
                     dsa_ratios=(95.0,), dc_ratios=(), full_epochs=1, full_models=1,
-                    full_ratios=(0.0, 95.0, 100.0), debias_ratios=(95.0,)),
+                    full_ratios=(0.0, 95.0, 100.0), debias_ratios=(95.0,), debias_methods=("dm",)),
     ead=EADConfig(expert_epochs=1, checkpoint_every=1, t_m=1, steps=2, batch_real=8, pairs=6,
                   horizons=(1, 2), scatter_horizon=2, t_ms=(1,), alphas=(0.0,), val_per_class=10),
 )
@@ -173,7 +173,7 @@ _CPU = Profile(
     # 20, 78.9 % at 50; book/04_bias/cmnist), so it runs at three ratios only.
     bias=BiasConfig(ipc=10, severities=(3, 4), repeats=3, dsa_ratios=(80.0, 95.0), dc_ratios=(),
                     full_epochs=50, full_models=1, full_ratios=(0.0, 95.0, 100.0),
-                    debias_ratios=(80.0, 95.0)),
+                    debias_ratios=(80.0, 95.0), debias_methods=("dm",)),
     # Chapter 5: a 2-epoch expert (40 updates, 10 checkpoints), 80 EAD steps on batches of 32
     # real and 20 synthetic images at 3 checkpoints (a step's double backward through the
     # synthetic batch dominates: ~0.5 s for 20 images at t_m=3, 9 s for 100 at t_m=5 on a

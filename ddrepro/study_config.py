@@ -221,7 +221,8 @@ class BiasConfig:
     % aligned images in the evaluation test split (its conflicting part is the paper's
     test set); the full-set control's ``full_epochs`` (paper: 150), ``full_models``
     (paper: 3 repeats) and ``full_ratios`` (where it runs in Table 1); ``debias_ratios``
-    and the reweighting's KDE ``debias_bandwidth`` (ours, a number or ``"cv"``: chosen per
+    the condensers reweighted there, ``debias_methods`` (any that honours per-sample
+    weights: DM, DSA, DC), and the reweighting's KDE ``debias_bandwidth`` (ours, a number or ``"cv"``: chosen per
     class by cross-validated likelihood) and ``debias_power`` (``ddrepro.debias``).
     """
 
@@ -239,6 +240,7 @@ class BiasConfig:
     full_models: int = 3
     full_ratios: tuple[float, ...] = (0.0, 10.0, 50.0, 80.0, 95.0, 100.0)
     debias_ratios: tuple[float, ...] = (0.0, 10.0, 50.0, 80.0, 95.0, 100.0)
+    debias_methods: tuple[str, ...] = ("dm", "dsa")
     debias_bandwidth: float | str = 0.05
     debias_power: float = 1.0
 
@@ -258,6 +260,9 @@ class BiasConfig:
         _check(len(self.severities) > 0 and all(s in (1, 2, 3, 4) for s in self.severities), self,
                "severities", self.severities, "a non-empty tuple of values in 1-4")
         _positive(self, "ipc", "repeats", "full_epochs", "full_models")
+        _check(len(self.debias_methods) > 0 and all(m in ("dm", "dsa", "dc") for m in self.debias_methods),
+               self, "debias_methods", self.debias_methods,
+               "a non-empty tuple of 'dm', 'dsa', 'dc' (condensers with per-sample weights)")
         _check(self.debias_bandwidth == "cv" if isinstance(self.debias_bandwidth, str)
                else self.debias_bandwidth > 0, self, "debias_bandwidth", self.debias_bandwidth,
                "> 0 or 'cv' (cross-validated likelihood, ddrepro.debias.select_bandwidth)")
