@@ -37,16 +37,16 @@ def generator_set(prof: Any, study: MembershipStudy, method: str, ipc: int, *, s
                   quiet: bool | None = None) -> SyntheticSet:
     """``ipc`` images per class from ``method`` ("cgan" or "dp_merf" at ``epsilon``), trained on the
     members of preparation 0 with that preparation's seed (one generator serves every ipc)."""
+    if method not in ("cgan", "dp_merf"):
+        raise ValueError(f"unknown generator {method!r}; use 'cgan' or 'dp_merf'.")
     members, _ = study.preparations[0]
     train_seed = 10_000 * seed
     if method == "cgan":
         return cgan_set(members, ipc, cgan_config(prof), seed=train_seed, device=device, quiet=quiet)
-    if method == "dp_merf":
-        if epsilon is None:
-            raise ValueError("dp_merf needs an epsilon (prof.generators.epsilons).")
-        return dp_merf_set(members, ipc, merf_config(prof, epsilon), seed=train_seed, device=device,
-                           quiet=quiet)
-    raise ValueError(f"unknown generator {method!r}; use 'cgan' or 'dp_merf'.")
+    if epsilon is None:
+        raise ValueError("dp_merf needs an epsilon (prof.generators.epsilons).")
+    return dp_merf_set(members, ipc, merf_config(prof, epsilon), seed=train_seed, device=device,
+                       quiet=quiet)
 
 
 def victim(prof: Any, study: MembershipStudy, syn: SyntheticSet, *, seed: int, device: Any = "auto",

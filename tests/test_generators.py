@@ -171,3 +171,26 @@ def test_matching_distances():
     assert (idx.flatten() != torch.arange(4)).all() and (vals > 0).all()
     with pytest.raises(ValueError):
         nearest(l2_distances(a, a), k=4, exclude_self=True)
+
+
+# -- the profile section and the study glue ---------------------------------------------------
+
+@pytest.mark.parametrize("field, value", [("epsilons", (10.0, 0.0)), ("epsilons", ()), ("delta", 1.0),
+                                          ("merf_features", 7), ("cgan_r_ipcs", (0.0,)),
+                                          ("cgan_steps", 0)])
+def test_generator_study_config_rejects_bad_values(field, value):
+    from ddrepro import get_profile
+
+    with pytest.raises(ValueError, match=field):
+        get_profile("smoke", {f"generators.{field}": value})
+
+
+def test_study_configs_follow_the_profile():
+    from ddrepro import generator_study, get_profile
+
+    prof = get_profile("cpu", {"generators.merf_bandwidth": 3.0, "generators.cgan_steps": 7})
+    assert generator_study.cgan_config(prof).steps == 7
+    merf = generator_study.merf_config(prof, 2.0)
+    assert (merf.epsilon, merf.bandwidth, merf.delta) == (2.0, 3.0, prof.generators.delta)
+    with pytest.raises(ValueError, match="unknown generator"):
+        generator_study.generator_set(prof, None, "vae", 1, seed=0)
