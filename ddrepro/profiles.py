@@ -188,9 +188,10 @@ _CPU = Profile(
     ead=EADConfig(expert_epochs=2, checkpoint_every=4, t_m=3, steps=80, lr_img=0.003,
                   lr_label=0.003, batch_real=32, batch_syn=20, expert_lr=0.05, pairs=200,
                   t_ms=(1, 3, 5), alphas=(0.0, 1.0), val_per_class=100),
-    # Chapter 2, generators: an MLP cGAN of 3,000 steps (62 % at 10 images per class on
-    # 500 members per class, where 3,000 steps without batch norm and a projection critic
-    # gave 28 %); DP-MERF with 1,000 features fitted 1,000 steps (~1 min each on one core).
+    # Chapter 2, generators: an MLP cGAN of 3,000 steps (59.8 % at 10 images per class in the
+    # page's cpu run; a first version without batch norm and a projection critic gave 28 % at
+    # the same size), DP-MERF with 1,000 features fitted 1,000 steps; the whole page took
+    # 285 s of CPU on one thread, cold (book/02_privacy/generators).
     generators=GeneratorStudyConfig(cgan_steps=3000, merf_features=1000, merf_steps=1000,
                                     merf_batch=200, leak_samples=500, leak_queries=500),
 )
