@@ -327,4 +327,49 @@ class EADConfig:
                "alphas", self.alphas, "a non-empty tuple of finite numbers")
 
 
-__all__ = ["BiasConfig", "BudgetConfig", "EADConfig", "PoisonConfig", "PrivacyConfig", "ToyConfig"]
+@dataclass(frozen=True)
+class GeneratorStudyConfig:
+    """Chapter 2's generator baselines (Dong et al. 2022, Sec. 5.3, Tables 3-4, Figs. 3-5, 9-10).
+
+    A conditional GAN trained ``cgan_steps`` steps on the members T (MLP widths
+    ``cgan_width``/2x, noise ``latent``, minibatch ``cgan_batch``), sampled at the
+    study's r_ipcs and at ``cgan_r_ipcs`` for Fig. 4. DP-MERF at ``epsilons``
+    (paper: 10 and 2) and ``delta`` with ``merf_features`` random Fourier features
+    of bandwidth ``merf_bandwidth`` (pixels in [0, 1]), its generator fitted
+    ``merf_steps`` steps on batches of ``merf_batch``. GAN-leaks draws
+    ``leak_samples`` images per class and queries ``leak_queries`` members and as
+    many non-members. Fig. 9 embeds ``tsne_per_class`` images per class of each
+    set; Fig. 5 matches ``match_queries`` synthetic images per initialisation to the
+    members. All ours (the paper gives none).
+    """
+
+    cgan_steps: int = 10000
+    cgan_batch: int = 128
+    cgan_width: int = 256
+    latent: int = 32
+    cgan_r_ipcs: tuple[float, ...] = (0.002, 0.01, 0.02, 0.05, 0.1)
+    epsilons: tuple[float, ...] = (10.0, 2.0)
+    delta: float = 1e-5
+    merf_features: int = 2000
+    merf_bandwidth: float = 5.0
+    merf_steps: int = 2000
+    merf_batch: int = 500
+    leak_samples: int = 1000
+    leak_queries: int = 1000
+    tsne_per_class: int = 20
+    match_queries: int = 10
+
+    def __post_init__(self) -> None:
+        _positive(self, "cgan_steps", "cgan_batch", "cgan_width", "latent", "merf_features",
+                  "merf_bandwidth", "merf_steps", "merf_batch", "leak_samples", "leak_queries",
+                  "tsne_per_class", "match_queries")
+        _fractions(self, "cgan_r_ipcs", self.cgan_r_ipcs, 0.0, 1.0)
+        _check(len(self.epsilons) > 0 and all(math.isfinite(e) and e > 0 for e in self.epsilons),
+               self, "epsilons", self.epsilons, "a non-empty tuple of finite numbers > 0")
+        _check(0.0 < self.delta < 1.0, self, "delta", self.delta, "in (0, 1), e.g. 1e-5")
+        _check(self.merf_features % 2 == 0, self, "merf_features", self.merf_features,
+               "even (cos and sin pairs)")
+
+
+__all__ = ["BiasConfig", "BudgetConfig", "EADConfig", "PoisonConfig", "PrivacyConfig", "ToyConfig",
+           "GeneratorStudyConfig"]
