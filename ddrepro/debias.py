@@ -26,7 +26,10 @@ Feature spaces (``DebiasConfig.features``):
 * ``"pixels"``: the image's pixels downsampled to 4x4 (a generic, weaker choice).
 
 The density is scikit-learn's :class:`~sklearn.neighbors.KernelDensity`
-(Gaussian kernel, ``bandwidth`` in feature units).
+(Gaussian kernel, ``bandwidth`` in feature units). ``bandwidth="cv"`` chooses
+it per class by 5-fold cross-validated log-likelihood of the class's own
+features over :data:`BANDWIDTH_GRID` (scikit-learn's ``GridSearchCV``): an
+unsupervised choice that reads neither the bias attribute nor any test image.
 """
 
 from __future__ import annotations
@@ -42,24 +45,27 @@ from .data.dataset import ImageData
 from .pixels import to_pixels
 
 FEATURES = ("colour", "pixels")
+# Candidate bandwidths of bandwidth="cv", in feature units (chromaticities lie in [0, 1]).
+BANDWIDTH_GRID = tuple(float(h) for h in np.logspace(-3, 0, 13))
 
 
 @dataclass(frozen=True)
 class DebiasConfig:
     """Inverse-density reweighting: ``features`` (``"colour"`` | ``"pixels"``), Gaussian KDE
-    ``bandwidth``, exponent ``power`` in (0, 1] (1: full inverse density; ours),
+    ``bandwidth`` (a number, or ``"cv"``: :func:`select_bandwidth` per class), exponent ``power`` in (0, 1] (1: full inverse density; ours),
     ``foreground`` threshold in (0, 1) of the colour extractor, ``max_weight`` cap relative to
     the class's mean weight (None: no cap)."""
 
     features: str = "colour"
-    bandwidth: float = 0.05
+    bandwidth: float | str = 0.05
     power: float = 1.0
     foreground: float = 0.5
     max_weight: float | None = None
 
     def __post_init__(self) -> None:
         _check(self.features in FEATURES, self, "features", self.features, f"one of {FEATURES}")
-        _check(self.bandwidth > 0, self, "bandwidth", self.bandwidth, "> 0")
+        _check(self.bandwidth == "cv" if isinstance(self.bandwidth, str) else self.bandwidth > 0,
+               self, "bandwidth", self.bandwidth, "> 0 or 'cv'")
         _check(0.0 < self.power <= 1.0, self, "power", self.power, "in (0, 1]")
         _check(0.0 < self.foreground < 1.0, self, "foreground", self.foreground, "in (0, 1)")
         _check(self.max_weight is None or self.max_weight > 1.0, self, "max_weight",
@@ -91,6 +97,21 @@ def bias_features(real: ImageData, cfg: DebiasConfig) -> Tensor:
     return torch.nn.functional.adaptive_avg_pool2d(pixels, 4).flatten(1)
 
 
+def select_bandwidth(points: np.ndarray, grid: tuple[float, ...] = BANDWIDTH_GRID,
+                     folds: int = 5) -> float:
+    """The bandwidth of ``grid`` with the highest held-out log-likelihood of ``points`` ``(n, d)``
+    (``folds``-fold cross-validation, scikit-learn's ``GridSearchCV``; ties: the smallest)."""
+    from sklearn.model_selection import GridSearchCV, KFold
+    from sklearn.neighbors import KernelDensity
+
+    if points.shape[0] < 2:
+        raise ValueError(f"select_bandwidth needs >= 2 points, got {points.shape[0]}.")
+    # shuffled folds: the rows of a class may be ordered by attribute
+    cv = KFold(n_splits=min(folds, points.shape[0]), shuffle=True, random_state=0)
+    search = GridSearchCV(KernelDensity(kernel="gaussian"), {"bandwidth": list(grid)}, cv=cv)
+    return float(search.fit(points).best_params_["bandwidth"])
+
+
 def inverse_density_weights(features: Tensor, labels: Tensor, num_classes: int,
                             cfg: DebiasConfig) -> Tensor:
     """Per-sample weights ``p_c(z_i) ** -power`` with a KDE per class, mean 1 within each class."""
@@ -105,7 +126,8 @@ def inverse_density_weights(features: Tensor, labels: Tensor, num_classes: int,
         rows = torch.nonzero(labels == c).flatten()
         if rows.numel() < 2:
             continue
-        kde = KernelDensity(kernel="gaussian", bandwidth=cfg.bandwidth).fit(feats[rows])
+        bandwidth = select_bandwidth(feats[rows]) if cfg.bandwidth == "cv" else cfg.bandwidth
+        kde = KernelDensity(kernel="gaussian", bandwidth=bandwidth).fit(feats[rows])
         log_density = kde.score_samples(feats[rows])
         w = np.exp(-cfg.power * (log_density - log_density.max()))  # shifted: no overflow
         w = w / w.mean()
@@ -133,5 +155,5 @@ def effective_share(weights: Tensor, groups: Tensor) -> dict[int, float]:
     return {int(g): float(weights[groups == g].sum()) / total for g in torch.unique(groups)}
 
 
-__all__ = ["DebiasConfig", "FEATURES", "bias_features", "debias_weights", "debiased",
-           "effective_share", "foreground_colour", "inverse_density_weights"]
+__all__ = ["BANDWIDTH_GRID", "DebiasConfig", "FEATURES", "bias_features", "debias_weights", "debiased",
+           "effective_share", "foreground_colour", "inverse_density_weights", "select_bandwidth"]

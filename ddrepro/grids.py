@@ -192,10 +192,10 @@ def shortcut(prof: Profile, *, seed: int, device: str | torch.device, quiet: boo
 
 @register_grid("debiased")
 def debiased(prof: Profile, *, seed: int, device: str | torch.device, quiet: bool | None) -> list[Job]:
-    """Chapter 4's debiasing study: DM and reweighted DM at ``debias_ratios``, ``repeats`` seeds
-    (``seed``, ``seed + 1``, ...: distillation and evaluation; one biased data set per ratio,
-    built with ``seed``), jobs ``"dm/r95/k0"`` and ``"dm-debiased/r95/k0"``, plus the full-set
-    control per ratio (``"full/r95"``)."""
+    """Chapter 4's debiasing study: each of ``debias_methods`` plain and reweighted at
+    ``debias_ratios``, ``repeats`` seeds (``seed``, ``seed + 1``, ...: distillation and
+    evaluation; one biased data set per ratio, built with ``seed``), jobs ``"dm/r95/k0"`` and
+    ``"dm-debiased/r95/k0"``, plus the full-set control per ratio (``"full/r95"``)."""
     from . import bias_study as bs
     from .debias import DebiasConfig
 
@@ -205,13 +205,14 @@ def debiased(prof: Profile, *, seed: int, device: str | torch.device, quiet: boo
     for ratio in bias.debias_ratios:
         real = bs.biased_split(prof, ratio, bias.severity, seed)
         test = bs.biased_test(prof, bias.severity, seed)
-        for k in range(bias.repeats):
-            for label, debias in (("dm", None), ("dm-debiased", weighting)):
-                kwargs = dict(method="dm", real=real, test=test, ipc=bias.ipc,
-                              config=prof.condenser_config("dm"), seed=seed + k, net_cfg=prof.net,
-                              aug_cfg=prof.aug, eval_cfg=prof.eval, debias=debias, device=device,
-                              quiet=quiet)
-                jobs.append(Job(bs.distil_and_score, kwargs, name=f"{label}/r{ratio:g}/k{k}"))
+        for method in bias.debias_methods:
+            for k in range(bias.repeats):
+                for label, debias in ((method, None), (f"{method}-debiased", weighting)):
+                    kwargs = dict(method=method, real=real, test=test, ipc=bias.ipc,
+                                  config=prof.condenser_config(method), seed=seed + k,
+                                  net_cfg=prof.net, aug_cfg=prof.aug, eval_cfg=prof.eval,
+                                  debias=debias, device=device, quiet=quiet)
+                    jobs.append(Job(bs.distil_and_score, kwargs, name=f"{label}/r{ratio:g}/k{k}"))
         kwargs = dict(real=real, test=test, net_cfg=prof.net, eval_cfg=bs.full_eval_config(prof),
                       aug_cfg=prof.aug, seed=seed, device=device, quiet=quiet)
         jobs.append(Job(bs.full_control, kwargs, name=f"full/r{ratio:g}"))

@@ -25,6 +25,7 @@ from .study_config import (
     BiasConfig, BudgetConfig, EADConfig, PoisonConfig, PrivacyConfig, ToyConfig,
 )
 from .study_config import CritiqueStudyConfig
+from .study_config import GeneratorStudyConfig
 
 # Chapter 1's table, in its order; any registered condenser may be named instead.
 BASICS_METHODS = ("random", "herding", "dc", "dsa", "dm", "mmd", "kip")
@@ -65,6 +66,7 @@ class Profile:
     bias: BiasConfig = BiasConfig()
     ead: EADConfig = EADConfig()
     critique: CritiqueStudyConfig = CritiqueStudyConfig()
+    generators: GeneratorStudyConfig = GeneratorStudyConfig()  # Chapter 2, book/02_privacy/generators
 
     def __post_init__(self) -> None:
         if not self.ipcs or any(int(i) < 1 for i in self.ipcs):
@@ -118,13 +120,16 @@ _SMOKE = Profile(
                         sweep_steps=(1, 2)),
     bias=BiasConfig(ratios=(0.0, 95.0, 100.0), severities=(3, 4), ipc=2, repeats=2,
                     dsa_ratios=(95.0,), dc_ratios=(), full_epochs=1, full_models=1,
-                    full_ratios=(0.0, 95.0, 100.0), debias_ratios=(95.0,)),
+                    full_ratios=(0.0, 95.0, 100.0), debias_ratios=(95.0,), debias_methods=("dm",)),
     ead=EADConfig(expert_epochs=1, checkpoint_every=1, t_m=1, steps=2, batch_real=8, pairs=6,
                   horizons=(1, 2), scatter_horizon=2, t_ms=(1,), alphas=(0.0,), val_per_class=10),
     critique=CritiqueStudyConfig(val_per_class=10, baseline_per_class=(1, 2), ci_repeats=3,
                                  dp_epsilons=(4.0,), dp_per_class=10, dp_epochs=1, dp_batch=20,
                                  canaries=6, canary_pool_per_class=10, canary_shadows=2,
                                  canary_targets=2, canary_ipc=1),
+    generators=GeneratorStudyConfig(cgan_steps=20, cgan_batch=16, cgan_width=16, cgan_r_ipcs=(0.05, 0.1),
+                                    merf_features=64, merf_steps=5, merf_batch=20, leak_samples=5,
+                                    leak_queries=8, tsne_per_class=3, match_queries=2),
 )
 
 # Sized so that Chapter 1 runs in <= 15 min on 2 cores (measured per method
@@ -179,7 +184,7 @@ _CPU = Profile(
     # 20, 78.9 % at 50; book/04_bias/cmnist), so it runs at three ratios only.
     bias=BiasConfig(ipc=10, severities=(3, 4), repeats=3, dsa_ratios=(80.0, 95.0), dc_ratios=(),
                     full_epochs=50, full_models=1, full_ratios=(0.0, 95.0, 100.0),
-                    debias_ratios=(80.0, 95.0)),
+                    debias_ratios=(80.0, 95.0), debias_methods=("dm",)),
     # Chapter 5: a 2-epoch expert (40 updates, 10 checkpoints), 80 EAD steps on batches of 32
     # real and 20 synthetic images at 3 checkpoints (a step's double backward through the
     # synthetic batch dominates: ~0.5 s for 20 images at t_m=3, 9 s for 100 at t_m=5 on a
@@ -200,6 +205,12 @@ _CPU = Profile(
                                  ci_repeats=10, dp_per_class=100, dp_epochs=10, dp_batch=128,
                                  canaries=40, canary_pool_per_class=100, canary_shadows=8,
                                  canary_targets=2, canary_ipc=5),
+    # Chapter 2, generators: an MLP cGAN of 3,000 steps (59.8 % at 10 images per class in the
+    # page's cpu run; a first version without batch norm and a projection critic gave 28 % at
+    # the same size), DP-MERF with 1,000 features fitted 1,000 steps; the whole page took
+    # 285 s of CPU on one thread, cold (book/02_privacy/generators).
+    generators=GeneratorStudyConfig(cgan_steps=3000, merf_features=1000, merf_steps=1000,
+                                    merf_batch=200, leak_samples=500, leak_queries=500),
 )
 
 _PAPER = Profile(name="paper")
@@ -215,7 +226,15 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         if value is None and type(None) in args:
             return None
-        hint = next(a for a in args if a is not type(None))
+        options = [a for a in args if a is not type(None)]
+        if len(options) > 1:  # e.g. float | str: the first type the value converts to
+            for option in options:
+                try:
+                    return _coerce(value, option, key)
+                except ValueError:
+                    continue
+            raise ValueError(f"Override {key!r} expects one of {options}, got {value!r}.")
+        hint = options[0]
         origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is tuple:
         if isinstance(value, (list, tuple)):

@@ -221,7 +221,9 @@ class BiasConfig:
     % aligned images in the evaluation test split (its conflicting part is the paper's
     test set); the full-set control's ``full_epochs`` (paper: 150), ``full_models``
     (paper: 3 repeats) and ``full_ratios`` (where it runs in Table 1); ``debias_ratios``
-    and the reweighting's KDE ``debias_bandwidth`` and ``debias_power`` (``ddrepro.debias``).
+    the condensers reweighted there, ``debias_methods`` (any that honours per-sample
+    weights: DM, DSA, DC), and the reweighting's KDE ``debias_bandwidth`` (ours, a number or ``"cv"``: chosen per
+    class by cross-validated likelihood) and ``debias_power`` (``ddrepro.debias``).
     """
 
     dataset: str = "cmnist_dd"
@@ -238,7 +240,8 @@ class BiasConfig:
     full_models: int = 3
     full_ratios: tuple[float, ...] = (0.0, 10.0, 50.0, 80.0, 95.0, 100.0)
     debias_ratios: tuple[float, ...] = (0.0, 10.0, 50.0, 80.0, 95.0, 100.0)
-    debias_bandwidth: float = 0.05
+    debias_methods: tuple[str, ...] = ("dm", "dsa")
+    debias_bandwidth: float | str = 0.05
     debias_power: float = 1.0
 
     def __post_init__(self) -> None:
@@ -256,7 +259,13 @@ class BiasConfig:
         _check(self.severity in (1, 2, 3, 4), self, "severity", self.severity, "one of 1, 2, 3, 4")
         _check(len(self.severities) > 0 and all(s in (1, 2, 3, 4) for s in self.severities), self,
                "severities", self.severities, "a non-empty tuple of values in 1-4")
-        _positive(self, "ipc", "repeats", "full_epochs", "full_models", "debias_bandwidth")
+        _positive(self, "ipc", "repeats", "full_epochs", "full_models")
+        _check(len(self.debias_methods) > 0 and all(m in ("dm", "dsa", "dc") for m in self.debias_methods),
+               self, "debias_methods", self.debias_methods,
+               "a non-empty tuple of 'dm', 'dsa', 'dc' (condensers with per-sample weights)")
+        _check(self.debias_bandwidth == "cv" if isinstance(self.debias_bandwidth, str)
+               else self.debias_bandwidth > 0, self, "debias_bandwidth", self.debias_bandwidth,
+               "> 0 or 'cv' (cross-validated likelihood, ddrepro.debias.select_bandwidth)")
         _check(0.0 < self.debias_power <= 1.0, self, "debias_power", self.debias_power, "in (0, 1]")
 
 
@@ -319,6 +328,51 @@ class EADConfig:
 
 
 @dataclass(frozen=True)
+class GeneratorStudyConfig:
+    """Chapter 2's generator baselines (Dong et al. 2022, Sec. 5.3, Tables 3-4, Figs. 3-5, 9-10).
+
+    A conditional GAN trained ``cgan_steps`` steps on the members T (MLP widths
+    ``cgan_width``/2x, noise ``latent``, minibatch ``cgan_batch``), sampled at the
+    study's r_ipcs and at ``cgan_r_ipcs`` for Fig. 4. DP-MERF at ``epsilons``
+    (paper: 10 and 2) and ``delta`` with ``merf_features`` random Fourier features
+    of bandwidth ``merf_bandwidth`` (pixels in [0, 1]), its generator fitted
+    ``merf_steps`` steps on batches of ``merf_batch``. GAN-leaks draws
+    ``leak_samples`` images per class and queries ``leak_queries`` members and as
+    many non-members. Fig. 9 embeds ``tsne_per_class`` images per class of each
+    set; Fig. 5 matches ``match_queries`` synthetic images per initialisation to the
+    members. All ours (the paper gives none).
+    """
+
+    cgan_steps: int = 10000
+    cgan_batch: int = 128
+    cgan_width: int = 256
+    latent: int = 32
+    cgan_r_ipcs: tuple[float, ...] = (0.002, 0.01, 0.02, 0.05, 0.1)
+    epsilons: tuple[float, ...] = (10.0, 2.0)
+    delta: float = 1e-5
+    merf_features: int = 2000
+    merf_bandwidth: float = 5.0
+    merf_steps: int = 2000
+    merf_batch: int = 500
+    leak_samples: int = 1000
+    leak_queries: int = 1000
+    tsne_per_class: int = 20
+    match_queries: int = 10
+
+    def __post_init__(self) -> None:
+        _positive(self, "cgan_steps", "cgan_batch", "cgan_width", "latent", "merf_features",
+                  "merf_bandwidth", "merf_steps", "merf_batch", "leak_samples", "leak_queries",
+                  "tsne_per_class", "match_queries")
+        _fractions(self, "cgan_r_ipcs", self.cgan_r_ipcs, 0.0, 1.0)
+        _check(len(self.epsilons) > 0 and all(math.isfinite(e) and e > 0 for e in self.epsilons),
+               self, "epsilons", self.epsilons, "a non-empty tuple of finite numbers > 0")
+        _check(0.0 < self.delta < 1.0, self, "delta", self.delta, "in (0, 1), e.g. 1e-5")
+        _check(self.merf_features % 2 == 0, self, "merf_features", self.merf_features,
+               "even (cos and sin pairs)")
+
+
+
+@dataclass(frozen=True)
 class CritiqueStudyConfig:
     """Chapter 2's critique (Carlini, Feldman & Nasr 2022, "No Free Lunch in 'Privacy for Free'").
 
@@ -378,5 +432,6 @@ class CritiqueStudyConfig:
                ">= 2 (LiRA fits IN and OUT distributions)")
 
 
-__all__ = ["BiasConfig", "BudgetConfig", "CritiqueStudyConfig", "EADConfig", "PoisonConfig",
-           "PrivacyConfig", "ToyConfig"]
+
+__all__ = ["BiasConfig", "BudgetConfig", "CritiqueStudyConfig", "EADConfig", "GeneratorStudyConfig",
+           "PoisonConfig", "PrivacyConfig", "ToyConfig"]

@@ -52,3 +52,15 @@ def test_grids_share_cells(book_data):
     assert b["debias"] is None and debiased["dm-debiased/r95/k0"].kwargs["debias"] is not None
     assert {k: v for k, v in a.items() if k not in ("real", "test")} == \
         {k: v for k, v in b.items() if k not in ("real", "test", "debias")}
+
+
+def test_debiased_grid_reweights_each_listed_method(book_data):
+    prof = get_profile("smoke", {"bias.debias_methods": ["dm", "dsa"]})
+    jobs = {job.name: job for job in GRIDS.get("debiased")(prof, seed=0, device="cpu", quiet=True)}
+    for method in ("dm", "dsa"):
+        plain, reweighted = jobs[f"{method}/r95/k0"].kwargs, jobs[f"{method}-debiased/r95/k0"].kwargs
+        assert plain["method"] == reweighted["method"] == method
+        assert plain["debias"] is None and reweighted["debias"] is not None
+        assert plain["config"] == prof.condenser_config(method)
+    with pytest.raises(ValueError, match="debias_methods"):
+        get_profile("smoke", {"bias.debias_methods": ["kip"]})

@@ -76,10 +76,13 @@ def test_study_sections_take_dotted_overrides_and_validate():
                                "ead.t_m": 5})
     assert prof.privacy.shadows == 32 and prof.poison.eps == (0.1,)
     assert prof.bias.ratios == (0.0, 95.0) and prof.ead.t_m == 5
+    # a float | str field: a number where the string is one, else the string
+    assert get_profile("cpu", {"bias.debias_bandwidth": "0.1"}).bias.debias_bandwidth == 0.1
+    assert get_profile("cpu", {"bias.debias_bandwidth": "cv"}).bias.debias_bandwidth == "cv"
     for bad, match in [({"privacy.shadows": 1}, "shadows"), ({"privacy.fprs": [1.5]}, "fprs"),
                        ({"poison.eps": [0.0]}, "eps"), ({"poison.rate": 0.5}, "rate"),
                        ({"bias.ratios": [101]}, "ratios"), ({"bias.severity": 5}, "severity"),
-                       ({"ead.t_m": 0}, "t_m")]:
+                       ({"ead.t_m": 0}, "t_m"), ({"bias.debias_bandwidth": "wide"}, "bandwidth")]:
         with pytest.raises(ValueError, match=match):
             get_profile("cpu", bad)
 
