@@ -23,7 +23,7 @@ from .condense import condense
 from .config import AugConfig, EvalConfig, NetConfig, replace_checked
 from .attacks.lira import balanced_membership
 from .attacks.mia import ThresholdAttack, loss_threshold_attack
-from .data import ImageData, load
+from .data import ImageData, derive, load
 from .evaluate import EvalResult, evaluate, probe
 from .executor import Job
 from .synthetic import SyntheticSet
@@ -267,22 +267,36 @@ def control_eval(prof: Any) -> EvalConfig:
 
 def loss_mia_syntheses(prof: Any) -> list[tuple[str, str, float]]:
     """``(method, init, r_ipc)`` of every synthesis the loss attack targets (Tables 1-2):
-    DM at every r_ipc, both initialisations; the real-subset baseline ("random"); DSA and
-    KIP at ``other_r_ipcs``."""
+    DM at every r_ipc, both initialisations; the real-subset baseline ("random"); DSA, KIP
+    and KIP with ZCA (``"kip_zca"``) at ``other_r_ipcs``."""
     cfg = prof.privacy
     rows = [(m, i, r) for r in cfg.r_ipcs for m, i in (("random", "real"), ("dm", "real"), ("dm", "noise"))]
-    rows += [(m, i, r) for r in cfg.other_r_ipcs for m in ("dsa", "kip") for i in ("real", "noise")]
+    rows += [(m, i, r) for r in cfg.other_r_ipcs for m in ("dsa", "kip", "kip_zca")
+             for i in ("real", "noise")]
     return rows
+
+
+def zca_views(members: ImageData, nonmembers: ImageData, test: ImageData
+              ) -> tuple[ImageData, ImageData, ImageData]:
+    """The three sets whitened by one ZCA fitted on the members only (KIP with ZCA, the paper's
+    Tables 1-3): rows, labels and root indices unchanged, so probes and attacks read them as
+    they read the raw sets."""
+    return (derive("zca", members), derive("zca", nonmembers, fit_on=members),
+            derive("zca", test, fit_on=members))
 
 
 def prepare_kwargs(prof: Any, study: MembershipStudy, p: int, method: str, init: str,
                    r_ipc: float, *, seed: int, device: Any, quiet: bool | None) -> dict[str, Any]:
     """:func:`prepare`'s arguments for preparation ``p`` (the DM runs of preparation 0 record
-    their barycentre distances for Fig. 7)."""
+    their barycentre distances for Fig. 7). ``method="kip_zca"`` is KIP on :func:`zca_views`."""
     members, nonmembers = study.preparations[p]
+    test = study.test
+    if method == "kip_zca":
+        method = "kip"
+        members, nonmembers, test = zca_views(members, nonmembers, test)
     config = study_config(prof, method, r_ipc)
     record = max(1, config.steps // 20) if method == "dm" and p == 0 else None
-    return dict(method=method, members=members, nonmembers=nonmembers, test=study.test,
+    return dict(method=method, members=members, nonmembers=nonmembers, test=test,
                 ipc=prof.privacy.ipc_for(r_ipc, study.members_per_class), init=init, config=config,
                 seed=10_000 * seed + p, net_cfg=prof.net, aug_cfg=prof.aug, eval_cfg=victim_eval(prof),
                 n=prof.privacy.mia_n, record_every=record, device=device, quiet=quiet)
@@ -335,4 +349,4 @@ __all__ = ["MembershipStudy", "PAPER_DM_LR", "PAPER_KIP_LR", "claims_jobs", "con
            "control_eval", "control_kwargs", "half_mask", "halves", "init_attack", "lira_kwargs",
            "lira_seeds", "loss_mia_syntheses", "membership_study", "paper_lr", "prepare",
            "prepare_kwargs", "probe_losses", "probe_rows", "shadow", "study_config", "train_on_halves",
-           "victim_eval"]
+           "victim_eval", "zca_views"]

@@ -205,3 +205,18 @@ def test_probe_losses_single_out_the_initialisation_images_and_a_placebo():
         probe_losses(syn, result, rows[:-1], members)
     with pytest.raises(ValueError, match="initialisation image"):
         init_attack(syn, result, rows, members, seed=0, init_indices=placebo[:1])
+
+
+def test_zca_views_whiten_all_three_sets_with_the_members_fit(tmp_path, monkeypatch):
+    """KIP with ZCA: one whitening, fitted on the members only; rows and root indices kept."""
+    monkeypatch.setenv("DDREPRO_CACHE", str(tmp_path))
+    from ddrepro.data.zca import fit_zca
+    from ddrepro.membership import zca_views
+
+    pool = toy_image_data(n_per_class=12, classes=2, seed=3)
+    members, nonmembers = halves(pool, seed=0)
+    z_members, z_non, z_test = zca_views(members, nonmembers, pool)
+    whitening = fit_zca(members.images)
+    for raw, view in ((members, z_members), (nonmembers, z_non), (pool, z_test)):
+        assert torch.equal(view.labels, raw.labels) and torch.equal(view.source_index, raw.source_index)
+        assert torch.allclose(view.images, whitening.apply(raw.images), atol=1e-5)
