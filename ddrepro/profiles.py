@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from .config import (
     AugConfig, DataConfig, DMConfig, EvalConfig, GMConfig, HerdingConfig,
-    KIPConfig, MMDConfig, NetConfig, replace_checked,
+    KIPConfig, MMDConfig, MTTConfig, NetConfig, replace_checked,
 )
 from .study_config import (
     BiasConfig, BudgetConfig, EADConfig, PoisonConfig, PrivacyConfig, ToyConfig,
@@ -63,6 +63,7 @@ class Profile:
     poison: PoisonConfig = PoisonConfig()
     bias: BiasConfig = BiasConfig()
     ead: EADConfig = EADConfig()
+    mtt: MTTConfig = MTTConfig()  # Chapter 5's trajectory-matching baseline, on EAD's expert buffer
 
     def __post_init__(self) -> None:
         if not self.ipcs or any(int(i) < 1 for i in self.ipcs):
@@ -119,6 +120,7 @@ _SMOKE = Profile(
                     full_ratios=(0.0, 95.0, 100.0), debias_ratios=(95.0,)),
     ead=EADConfig(expert_epochs=1, checkpoint_every=1, t_m=1, steps=2, batch_real=8, pairs=6,
                   horizons=(1, 2), scatter_horizon=2, t_ms=(1,), alphas=(0.0,), val_per_class=10),
+    mtt=MTTConfig(steps=2, syn_steps=2, expert_steps=1, max_start=1, expert_epochs=1, checkpoint_every=1),
 )
 
 # Sized so that Chapter 1 runs in <= 15 min on 2 cores (measured per method
@@ -183,6 +185,9 @@ _CPU = Profile(
     ead=EADConfig(expert_epochs=2, checkpoint_every=4, t_m=3, steps=80, lr_img=0.003,
                   lr_label=0.003, batch_real=32, batch_syn=20, expert_lr=0.05, pairs=200,
                   t_ms=(1, 3, 5), alphas=(0.0, 1.0), val_per_class=100),
+    # MTT on the same expert buffer as EAD (same four expert fields: one cached artifact).
+    mtt=MTTConfig(steps=100, syn_steps=10, expert_steps=2, max_start=8, lr_img=100.0,
+                  expert_epochs=2, checkpoint_every=4, expert_lr=0.05),
 )
 
 _PAPER = Profile(name="paper")
