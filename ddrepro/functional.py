@@ -8,9 +8,7 @@ value to compute with rather than a side effect of ``backward``:
 * the effect-alignment estimator and EAD take inner products of gradients at
   many checkpoints of one trajectory (:func:`checkpoint_grads`, batched over
   checkpoints with ``vmap`` instead of a Python loop);
-* DP-SGD clips each example's gradient (:func:`per_example_grads`);
-* trajectory matching (MTT) backpropagates through student SGD steps
-  (:func:`sgd_unroll`).
+* DP-SGD clips each example's gradient (:func:`per_example_grads`).
 
 All of them stay differentiable w.r.t. the *images* (and soft labels), so a
 synthetic set can be learned through them.
@@ -83,23 +81,6 @@ def checkpoint_grads(base: nn.Module, stacked_params: Params, buffers: Params, i
     return vmap(grad(loss), in_dims=(0, None, None, None))(stacked_params, buffers, images, targets)
 
 
-def sgd_unroll(base: nn.Module, params: Params, buffers: Params,
-               batches: list[tuple[Tensor, Tensor]], lr: Tensor) -> Params:
-    """The parameters after one plain SGD step (step size ``lr``) per ``(images, targets)`` batch.
-
-    Every step keeps its graph (``create_graph``), so the result is
-    differentiable w.r.t. the images, the targets, ``lr`` and the starting
-    ``params`` (which must require grad for the first step's gradient):
-    backpropagation through the unrolled steps, as trajectory matching needs.
-    """
-    loss = loss_function(base)
-    for images, targets in batches:
-        grads = torch.autograd.grad(loss(params, buffers, images, targets), list(params.values()),
-                                    create_graph=True)
-        params = {name: p - lr * g for (name, p), g in zip(params.items(), grads)}
-    return params
-
-
 def flatten(grads: Params | list[Tensor], lead: int = 0) -> Tensor:
     """Concatenate per-parameter tensors into one vector per leading index: ``(*lead_dims, P)``."""
     values = list(grads.values()) if isinstance(grads, dict) else list(grads)
@@ -107,5 +88,4 @@ def flatten(grads: Params | list[Tensor], lead: int = 0) -> Tensor:
     return torch.cat([v.reshape(*lead_shape, -1) for v in values], dim=-1)
 
 
-__all__ = ["ce_gradients", "checkpoint_grads", "flatten", "loss_function", "per_example_grads",
-           "sgd_unroll"]
+__all__ = ["ce_gradients", "checkpoint_grads", "flatten", "loss_function", "per_example_grads"]

@@ -19,10 +19,10 @@ from typing import Any, Mapping
 
 from .config import (
     AugConfig, DataConfig, DMConfig, EvalConfig, GMConfig, HerdingConfig,
-    KIPConfig, MMDConfig, MTTConfig, NetConfig, replace_checked,
+    KIPConfig, MMDConfig, NetConfig, replace_checked,
 )
 from .study_config import (
-    BiasConfig, BudgetConfig, EADConfig, PoisonConfig, PrivacyConfig, ToyConfig,
+    BiasConfig, BudgetConfig, EADConfig, MTTConfig, PoisonConfig, PrivacyConfig, ToyConfig,
 )
 
 # Chapter 1's table, in its order; any registered condenser may be named instead.

@@ -8,8 +8,7 @@ iteration
 1. draws a start checkpoint ``t`` uniformly from ``[0, max_start)``;
 2. starts a student at the expert's ``theta*_t`` and takes ``N = syn_steps``
    plain SGD steps on synthetic minibatches with a learnable step size
-   (:func:`ddrepro.functional.sgd_unroll`, the whole unroll kept for
-   backpropagation);
+   (:func:`sgd_unroll`, the whole unroll kept for backpropagation);
 3. scores the student against the expert ``M = expert_steps`` checkpoints
    later with Eq. 2 of MTT,
    ``||theta_N - theta*_{t+M}||^2 / ||theta*_t - theta*_{t+M}||^2``
@@ -24,10 +23,27 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..config import MTTConfig
-from ..functional import Params, sgd_unroll
+from ..functional import Params, loss_function
+from ..study_config import MTTConfig
 from .base import Context, register
 from .expert import expert_checkpoints, expert_for, flat_distance
+
+
+def sgd_unroll(base: nn.Module, params: Params, buffers: Params,
+               batches: list[tuple[Tensor, Tensor]], lr: Tensor) -> Params:
+    """The parameters after one plain SGD step (step size ``lr``) per ``(images, targets)`` batch.
+
+    Every step keeps its graph (``create_graph``), so the result is
+    differentiable w.r.t. the images, the targets, ``lr`` and the starting
+    ``params`` (which must require grad for the first step's gradient):
+    backpropagation through the unrolled steps, as trajectory matching needs.
+    """
+    loss = loss_function(base)
+    for images, targets in batches:
+        grads = torch.autograd.grad(loss(params, buffers, images, targets), list(params.values()),
+                                    create_graph=True)
+        params = {name: p - lr * g for (name, p), g in zip(params.items(), grads)}
+    return params
 
 
 def trajectory_matching_loss(base: nn.Module, buffers: Params, start: Params, target: Params,
@@ -99,4 +115,4 @@ def run(ctx: Context, syn_images: Tensor, syn_labels: Tensor):
     return syn.detach(), syn_labels
 
 
-__all__ = ["check_ranges", "run", "student_batches", "trajectory_matching_loss"]
+__all__ = ["check_ranges", "run", "sgd_unroll", "student_batches", "trajectory_matching_loss"]

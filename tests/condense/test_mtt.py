@@ -7,11 +7,10 @@ import torch
 
 from ddrepro.condense import condense
 from ddrepro.condense.expert import expert_checkpoints, expert_recipe
-from ddrepro.condense.mtt import check_ranges, student_batches, trajectory_matching_loss
-from ddrepro.config import MTTConfig, NetConfig
-from ddrepro.functional import sgd_unroll
+from ddrepro.condense.mtt import check_ranges, sgd_unroll, student_batches, trajectory_matching_loss
+from ddrepro.config import NetConfig
 from ddrepro.nets import build_net
-from ddrepro.study_config import EADConfig
+from ddrepro.study_config import EADConfig, MTTConfig
 from ddrepro.trajectory import expert_trajectory
 from helpers import toy_image_data
 
