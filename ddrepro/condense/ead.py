@@ -31,7 +31,7 @@ from ..influence import group_grads
 from ..study_config import EADConfig
 from ..trajectory import sample_checkpoints
 from .base import Context, register
-from .expert import expert_checkpoints, expert_for, expert_recipe
+from .expert import expert_checkpoints, expert_for
 
 
 def effect_alignment_loss(g_p: Tensor, g_d: Tensor, g_s: Tensor, alpha: float,
@@ -114,4 +114,4 @@ def run(ctx: Context, syn_images: Tensor, syn_labels: Tensor):
     return syn.detach(), labels
 
 
-__all__ = ["check_soft_labels", "effect_alignment_loss", "expert_checkpoints", "expert_recipe", "run"]
+__all__ = ["check_soft_labels", "effect_alignment_loss", "run"]
