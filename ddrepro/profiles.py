@@ -22,10 +22,9 @@ from .config import (
     KIPConfig, MMDConfig, NetConfig, replace_checked,
 )
 from .study_config import (
-    BiasConfig, BudgetConfig, EADConfig, PoisonConfig, PrivacyConfig, ToyConfig,
+    BiasConfig, BudgetConfig, CritiqueStudyConfig, EADConfig, GeneratorStudyConfig, MTTConfig,
+    PoisonConfig, PrivacyConfig, ToyConfig,
 )
-from .study_config import CritiqueStudyConfig
-from .study_config import GeneratorStudyConfig
 
 # Chapter 1's table, in its order; any registered condenser may be named instead.
 BASICS_METHODS = ("random", "herding", "dc", "dsa", "dm", "mmd", "kip")
@@ -67,6 +66,7 @@ class Profile:
     ead: EADConfig = EADConfig()
     critique: CritiqueStudyConfig = CritiqueStudyConfig()
     generators: GeneratorStudyConfig = GeneratorStudyConfig()  # Chapter 2, book/02_privacy/generators
+    mtt: MTTConfig = MTTConfig()  # Chapter 5's trajectory-matching baseline, on EAD's expert buffer
 
     def __post_init__(self) -> None:
         if not self.ipcs or any(int(i) < 1 for i in self.ipcs):
@@ -130,6 +130,7 @@ _SMOKE = Profile(
     generators=GeneratorStudyConfig(cgan_steps=20, cgan_batch=16, cgan_width=16, cgan_r_ipcs=(0.05, 0.1),
                                     merf_features=64, merf_steps=5, merf_batch=20, leak_samples=5,
                                     leak_queries=8, tsne_per_class=3, match_queries=2),
+    mtt=MTTConfig(steps=2, syn_steps=2, expert_steps=1, max_start=1, expert_epochs=1, checkpoint_every=1),
 )
 
 # Sized so that Chapter 1 runs in <= 15 min on 2 cores (measured per method
@@ -211,6 +212,13 @@ _CPU = Profile(
     # 285 s of CPU on one thread, cold (book/02_privacy/generators).
     generators=GeneratorStudyConfig(cgan_steps=3000, merf_features=1000, merf_steps=1000,
                                     merf_batch=200, leak_samples=500, leak_queries=500),
+    # MTT on the same expert buffer as EAD (same four expert fields: one cached artifact), 100
+    # iterations of N = 10 student steps on batches of 20 (EAD's batch_syn), M = 2 checkpoints.
+    # lr_img = 10: the best of (3, 10, 30, 100, 1000) on MNIST IPC 1's validation split
+    # (100 validation images per class held out, as ead_ablations.md; 72.6, 74.2, 71.2, 61.8,
+    # 50.9 %; IPC 10 at 10: 90.8 %). A step: ~0.8-1.9 s at IPC 1 on a loaded 2-core CPU.
+    mtt=MTTConfig(steps=100, syn_steps=10, expert_steps=2, max_start=8, batch_syn=20, lr_img=10.0,
+                  expert_epochs=2, checkpoint_every=4, expert_lr=0.05),
 )
 
 _PAPER = Profile(name="paper")

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
     ["benchmarks/bench_eval_batched.py", "width=8", "n_models=2", "epochs=1", "repeats=1"],
     ["benchmarks/bench_shadows.py", "--quick", "--no-ray"],
     ["benchmarks/bench_mmd_scale.py", "--quick"],
+    ["benchmarks/bench_ead_mtt_dm.py", "--quick"],
 ])
 def test_benchmark_runs_and_reports(args):
     done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,

@@ -11,6 +11,7 @@ from . import herding  # noqa: F401  (registers "herding")
 from . import gm  # noqa: F401  (registers "dc", "dsa")
 from . import kip  # noqa: F401  (registers "kip")
 from . import ead  # noqa: F401  (registers "ead")
+from . import mtt  # noqa: F401  (registers "mtt", on the expert buffer EAD reads)
 from .base import CONDENSERS, Condenser, Context, condense, initial_synthetic, register
 from .many import condense_many
 

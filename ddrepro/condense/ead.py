@@ -1,8 +1,8 @@
 """Effect alignment for dataset distillation, EAD (Alg. 1 of the effect-alignment paper).
 
 One expert network is trained on the real set D and its trajectory
-``{(theta^t, eta_t)}`` recorded (:func:`ddrepro.trajectory.expert_trajectory`,
-a cached artifact shared by every run on the same data). The synthetic set
+``{(theta^t, eta_t)}`` recorded (:func:`ddrepro.condense.expert.expert_for`,
+a cached artifact shared by every run on the same data, MTT included). The synthetic set
 starts from real images, labelled softly by the expert's final weights, and
 both images and labels (as logits, so they stay distributions) are learned by
 minimising Eq. 7 on minibatches:
@@ -27,12 +27,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..config import EvalConfig
 from ..influence import group_grads
 from ..study_config import EADConfig
-from ..train import steps_per_epoch
-from ..trajectory import Trajectory, expert_trajectory, sample_checkpoints
+from ..trajectory import sample_checkpoints
 from .base import Context, register
+from .expert import expert_checkpoints, expert_for
 
 
 def effect_alignment_loss(g_p: Tensor, g_d: Tensor, g_s: Tensor, alpha: float,
@@ -58,25 +57,9 @@ def check_soft_labels(labels: Tensor, num_classes: int) -> None:
                          "pass softmax(logits).")
 
 
-def expert_recipe(cfg: EADConfig) -> EvalConfig:
-    """The expert's plain SGD: no momentum, no weight decay, no augmentation, one network."""
-    return EvalConfig(epochs=cfg.expert_epochs, batch_size=cfg.expert_batch, lr=cfg.expert_lr,
-                      momentum=0.0, weight_decay=0.0, n_models=1, augment="none")
-
-
-def expert_checkpoints(n_real: int, cfg: EADConfig) -> int:
-    """How many recorded checkpoints of the expert are followed by an update (the ones EAD samples)."""
-    updates = steps_per_epoch(n_real, cfg.expert_batch) * cfg.expert_epochs
-    return updates // cfg.checkpoint_every
-
-
-def _expert(ctx: Context, cfg: EADConfig) -> tuple[Trajectory, Tensor]:
-    """The cached expert trajectory on the real set and its final logits on the real images."""
-    models = expert_trajectory(ctx.real_images, ctx.real_labels, num_classes=ctx.num_classes,
-                               net_cfg=ctx.net_cfg, eval_cfg=expert_recipe(cfg),
-                               record_every=cfg.checkpoint_every, seed=ctx.seed, device=ctx.device,
-                               quiet=ctx.quiet)
-    return Trajectory.from_models(models, 0).to(ctx.device), models
+def _expert(ctx: Context, cfg: EADConfig) -> tuple:
+    """The cached expert trajectory on the real set and its models (shared with MTT: ``expert.py``)."""
+    return expert_for(ctx, cfg)
 
 
 def _random_rows(n: int, size: int, generator: torch.Generator, device: torch.device) -> Tensor:
@@ -131,4 +114,4 @@ def run(ctx: Context, syn_images: Tensor, syn_labels: Tensor):
     return syn.detach(), labels
 
 
-__all__ = ["check_soft_labels", "effect_alignment_loss", "expert_checkpoints", "expert_recipe", "run"]
+__all__ = ["check_soft_labels", "effect_alignment_loss", "run"]

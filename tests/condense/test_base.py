@@ -83,7 +83,7 @@ def test_registry_lists_random():
 # methods (random, herding) return real images whatever the init. EAD's Alg. 1 initialises
 # from real images, class-balanced.
 AUTHORS_INIT = {"random": "real", "herding": "real", "dc": "noise", "dsa": "real", "dm": "real",
-                "mmd": "real", "kip": "real", "ead": "real",
+                "mmd": "real", "kip": "real", "ead": "real", "mtt": "real",
                 "rdm": "noise"}  # rdm: RDM-DC Alg. 3, Gaussian noise
 
 

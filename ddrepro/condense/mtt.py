@@ -1,0 +1,118 @@
+"""Matching training trajectories, MTT (Cazenavette et al. 2022, Algorithm 1).
+
+The "process alignment" method the effect-alignment paper argues against. It
+reads the same expert buffer as EAD (:func:`ddrepro.condense.expert.expert_for`:
+one cached SGD run on the real set, checkpoints and step sizes). Each
+iteration
+
+1. draws a start checkpoint ``t`` uniformly from ``[0, max_start)``;
+2. starts a student at the expert's ``theta*_t`` and takes ``N = syn_steps``
+   plain SGD steps on synthetic minibatches with a learnable step size
+   (:func:`sgd_unroll`, the whole unroll kept for backpropagation);
+3. scores the student against the expert ``M = expert_steps`` checkpoints
+   later with Eq. 2 of MTT,
+   ``||theta_N - theta*_{t+M}||^2 / ||theta*_t - theta*_{t+M}||^2``
+   (:func:`trajectory_matching_loss`);
+4. updates the images and the (log) step size by SGD with momentum.
+
+Labels stay hard, as in MTT.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..functional import Params, loss_function
+from ..study_config import MTTConfig
+from .base import Context, register
+from .expert import expert_checkpoints, expert_for, flat_distance
+
+
+def sgd_unroll(base: nn.Module, params: Params, buffers: Params,
+               batches: list[tuple[Tensor, Tensor]], lr: Tensor) -> Params:
+    """The parameters after one plain SGD step (step size ``lr``) per ``(images, targets)`` batch.
+
+    Every step keeps its graph (``create_graph``), so the result is
+    differentiable w.r.t. the images, the targets, ``lr`` and the starting
+    ``params`` (which must require grad for the first step's gradient):
+    backpropagation through the unrolled steps, as trajectory matching needs.
+    """
+    loss = loss_function(base)
+    for images, targets in batches:
+        grads = torch.autograd.grad(loss(params, buffers, images, targets), list(params.values()),
+                                    create_graph=True)
+        params = {name: p - lr * g for (name, p), g in zip(params.items(), grads)}
+    return params
+
+
+def trajectory_matching_loss(base: nn.Module, buffers: Params, start: Params, target: Params,
+                             batches: list[tuple[Tensor, Tensor]], lr: Tensor) -> Tensor:
+    """MTT's Eq. 2: the student's distance to the target, relative to the expert's own step.
+
+    The student starts at ``start`` (detached here), takes one SGD step of
+    size ``lr`` per batch, and is compared with ``target``. Zero exactly when
+    the student lands on the target; differentiable w.r.t. the batches' images
+    and ``lr``.
+    """
+    if not batches:
+        raise ValueError("trajectory matching needs at least one student step (syn_steps >= 1).")
+    expert_step = flat_distance(start, target)
+    if not expert_step > 0:
+        raise ValueError("the start and target checkpoints are identical; the expert did not move "
+                         "between them (raise expert_steps or the expert's learning rate).")
+    student = {name: p.detach().clone().requires_grad_(True) for name, p in start.items()}
+    end = sgd_unroll(base, student, buffers, batches, lr)
+    return flat_distance(end, target) / expert_step
+
+
+def check_ranges(n_real: int, cfg: MTTConfig) -> int:
+    """The buffer's last checkpoint index, after checking that every start has its target."""
+    last = expert_checkpoints(n_real, cfg)
+    if cfg.max_start - 1 + cfg.expert_steps > last:
+        raise ValueError(
+            f"max_start={cfg.max_start} and expert_steps={cfg.expert_steps} reach checkpoint "
+            f"{cfg.max_start - 1 + cfg.expert_steps}, beyond the expert buffer's last ({last}: "
+            f"{cfg.expert_epochs} epochs, a checkpoint every {cfg.checkpoint_every} updates on "
+            f"{n_real} images); lower max_start or expert_steps, or record a longer expert.")
+    return last
+
+
+def student_batches(n_syn: int, cfg: MTTConfig, generator: torch.Generator) -> list[Tensor]:
+    """``syn_steps`` rows of the synthetic set: reshuffled chunks of ``batch_syn`` (MTT's order)."""
+    size = n_syn if cfg.batch_syn is None else min(cfg.batch_syn, n_syn)
+    chunks: list[Tensor] = []
+    while len(chunks) < cfg.syn_steps:
+        chunks.extend(torch.randperm(n_syn, generator=generator).split(size))
+    return chunks[:cfg.syn_steps]
+
+
+@register("mtt", MTTConfig, default_init="real")
+def run(ctx: Context, syn_images: Tensor, syn_labels: Tensor):
+    """MTT, Algorithm 1 (module docstring), with ``MTTConfig``; hard labels."""
+    cfg: MTTConfig = ctx.config
+    check_ranges(ctx.real_images.shape[0], cfg)  # before the expert is trained
+    traj, _ = expert_for(ctx, cfg)
+    syn = syn_images.detach().clone().requires_grad_(True)
+    lr_init = float(traj.lrs[0]) if cfg.lr_init is None else cfg.lr_init
+    log_lr = torch.tensor(lr_init, device=ctx.device).log().requires_grad_(True)
+    optimizer = torch.optim.SGD([{"params": [syn], "lr": cfg.lr_img},
+                                 {"params": [log_lr], "lr": cfg.lr_lr}], momentum=cfg.momentum)
+    for step in ctx.steps(cfg.steps, state=[syn, log_lr], optimizer=optimizer):
+        t = int(torch.randint(cfg.max_start, (1,), generator=ctx.generator))
+        start = {name: p[t] for name, p in traj.params.items()}
+        target = {name: p[t + cfg.expert_steps] for name, p in traj.params.items()}
+        rows = [r.to(ctx.device) for r in student_batches(syn.shape[0], cfg, ctx.generator)]
+        batches = [(syn[r], syn_labels[r]) for r in rows]
+        loss = trajectory_matching_loss(traj.base, traj.buffers, start, target, batches, log_lr.exp())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        ctx.log(loss)
+        ctx.check_finite(syn, step)
+        ctx.check_finite(log_lr, step, "student log step size")
+    ctx.meta["student_lr"] = float(log_lr.detach().exp())
+    return syn.detach(), syn_labels
+
+
+__all__ = ["check_ranges", "run", "sgd_unroll", "student_batches", "trajectory_matching_loss"]

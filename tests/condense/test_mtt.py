@@ -1,0 +1,147 @@
+"""MTT (Cazenavette et al. 2022): Eq. 2's known zero, gradients into images and step size, the shared buffer, bad input."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from ddrepro.condense import condense
+from ddrepro.condense.expert import expert_checkpoints, expert_recipe
+from ddrepro.condense.mtt import check_ranges, sgd_unroll, student_batches, trajectory_matching_loss
+from ddrepro.config import NetConfig
+from ddrepro.nets import build_net
+from ddrepro.study_config import EADConfig, MTTConfig
+from ddrepro.trajectory import expert_trajectory
+from helpers import toy_image_data
+
+TINY_NET = NetConfig(width=8, depth=2)
+# 40 toy images in batches of 8: 5 updates per epoch, 10 in all, a checkpoint every 2 -> indices 0..5
+TINY = MTTConfig(steps=3, syn_steps=2, expert_steps=2, max_start=3, lr_img=10.0, lr_lr=0.01,
+                 expert_epochs=2, checkpoint_every=2, expert_batch=8, expert_lr=0.05)
+
+
+def start_and_data():
+    net = build_net(TINY_NET, 1, 4, 8, seed=0)
+    params = {n: p.detach() for n, p in net.named_parameters()}
+    real = toy_image_data(n_per_class=4, classes=4)
+    return net, params, real
+
+
+def test_loss_is_zero_when_the_student_retraces_the_expert_and_positive_otherwise():
+    net, start, real = start_and_data()
+    batches = [(real.images[:8], real.labels[:8]), (real.images[8:], real.labels[8:])]
+    lr = torch.tensor(0.1)
+    with torch.enable_grad():  # the expert: M = 2 SGD steps of the same data and step size
+        target = sgd_unroll(net, {n: p.clone().requires_grad_(True) for n, p in start.items()}, {},
+                            batches, lr)
+    target = {n: p.detach() for n, p in target.items()}
+    assert float(trajectory_matching_loss(net, {}, start, target, batches, lr).detach()) == pytest.approx(0, abs=1e-10)
+    # the student that does not move scores 1 (the expert's own step, normalised); other data > 0
+    assert float(trajectory_matching_loss(net, {}, start, target, batches, torch.tensor(0.0)).detach()) == \
+        pytest.approx(1.0, rel=1e-6)
+    other = [(real.images[8:], real.labels[8:]), (real.images[:8], real.labels[:8])]
+    assert float(trajectory_matching_loss(net, {}, start, target, other, lr).detach()) > 1e-6
+
+
+def test_the_unroll_is_plain_sgd():
+    net, start, real = start_and_data()
+    x, y = real.images[:8], real.labels[:8]
+    end = sgd_unroll(net, {n: p.clone().requires_grad_(True) for n, p in start.items()}, {}, [(x, y)],
+                     torch.tensor(0.3))
+    ref = build_net(TINY_NET, 1, 4, 8, seed=0)
+    torch.nn.functional.cross_entropy(ref(x), y).backward()
+    for name, p in ref.named_parameters():
+        torch.testing.assert_close(end[name], p.detach() - 0.3 * p.grad)
+
+
+def test_gradients_reach_the_images_and_the_log_step_size():
+    net, start, real = start_and_data()
+    torch.manual_seed(0)
+    net, start = net.double(), {n: p.double() for n, p in start.items()}  # float64: the finite difference
+    target = {n: p + 0.01 * torch.randn_like(p) for n, p in start.items()}
+    images = real.images[:8].double().clone().requires_grad_(True)
+    log_lr = torch.tensor(0.05, dtype=torch.float64).log().requires_grad_(True)
+    loss = trajectory_matching_loss(net, {}, start, target,
+                                    [(images[:4], real.labels[:4]), (images[4:], real.labels[4:8])],
+                                    log_lr.exp())
+    loss.backward()
+    assert images.grad.abs().sum() > 0 and log_lr.grad.abs() > 0
+    # the image gradient agrees with a finite difference along a random direction
+    direction = torch.randn_like(images)
+    eps = 1e-6  # ReLU kinks: the loss is piecewise smooth, so the step must stay inside one piece
+
+    def at(shift):
+        x = (images + shift * direction).detach()
+        return float(trajectory_matching_loss(net, {}, start, target,
+                                              [(x[:4], real.labels[:4]), (x[4:], real.labels[4:8])],
+                                              log_lr.exp().detach()).detach())
+
+    numeric = (at(eps) - at(-eps)) / (2 * eps)
+    assert float((images.grad * direction).sum()) == pytest.approx(numeric, rel=1e-4)
+
+
+def test_student_batches_cover_the_set_in_reshuffled_chunks():
+    cfg = dataclasses.replace(TINY, syn_steps=5, batch_syn=3)
+    chunks = student_batches(8, cfg, torch.Generator().manual_seed(0))
+    assert [c.numel() for c in chunks] == [3, 3, 2, 3, 3]
+    assert sorted(torch.cat(chunks[:3]).tolist()) == list(range(8))
+    whole = student_batches(8, TINY, torch.Generator().manual_seed(0))
+    assert all(sorted(c.tolist()) == list(range(8)) for c in whole)
+
+
+def test_condense_moves_images_and_step_size_and_is_deterministic():
+    real = toy_image_data(n_per_class=10, classes=4)
+
+    def run(seed):
+        return condense("mtt", real, 2, config=TINY, seed=seed, net_cfg=TINY_NET, device="cpu",
+                        quiet=True, cache=False)
+
+    a, b, other = run(0), run(0), run(1)
+    assert torch.equal(a.images, b.images) and a.meta["student_lr"] == b.meta["student_lr"]
+    assert not torch.equal(a.images, other.images)
+    start = condense("random", real, 2, seed=0, cache=False)  # the same real initialisation
+    assert not torch.allclose(a.images, start.images)
+    assert a.meta["student_lr"] != pytest.approx(TINY.expert_lr, rel=1e-9)   # the step size learned
+    assert not a.soft and a.labels.tolist() == [c for c in range(4) for _ in range(2)]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"max_start": 5}, "max_start=5 and expert_steps=2 reach checkpoint 6, beyond the expert buffer's last"),
+    ({"expert_steps": 6, "max_start": 1}, "reach checkpoint 6"),
+])
+def test_a_range_beyond_the_buffer_fails_before_the_expert_is_trained(change, message, monkeypatch):
+    import ddrepro.condense.expert as expert
+
+    monkeypatch.setattr(expert, "expert_trajectory", lambda *a, **k: pytest.fail("trained an expert"))
+    real = toy_image_data(n_per_class=10, classes=4)
+    cfg = dataclasses.replace(TINY, **change)
+    with pytest.raises(ValueError, match=message):
+        condense("mtt", real, 1, config=cfg, net_cfg=TINY_NET, device="cpu", quiet=True, cache=False)
+    assert check_ranges(40, TINY) == 5
+
+
+@pytest.mark.parametrize("field", ["syn_steps", "expert_steps", "max_start", "steps", "lr_img"])
+def test_non_positive_settings_are_refused(field):
+    with pytest.raises(ValueError, match=f"MTTConfig.{field} = 0"):
+        MTTConfig(**{field: 0})
+
+
+def test_no_student_step_is_refused():
+    net, start, _ = start_and_data()
+    with pytest.raises(ValueError, match="at least one student step"):
+        trajectory_matching_loss(net, {}, start, start, [], torch.tensor(0.1))
+
+
+def test_the_buffer_matches_eads_expert():
+    """Same data, recipe and checkpoints: EAD's and MTT's configs name one trajectory."""
+    real = toy_image_data(n_per_class=10, classes=4)
+    ead = EADConfig(expert_epochs=2, checkpoint_every=2, expert_batch=8, expert_lr=0.05)
+    kw = dict(num_classes=4, net_cfg=TINY_NET, seed=0, device="cpu", quiet=True, cache=False)
+    a = expert_trajectory(real.images, real.labels, eval_cfg=expert_recipe(ead),
+                          record_every=ead.checkpoint_every, **kw)
+    b = expert_trajectory(real.images, real.labels, eval_cfg=expert_recipe(TINY),
+                          record_every=TINY.checkpoint_every, **kw)
+    assert expert_recipe(ead) == expert_recipe(TINY)
+    assert expert_checkpoints(40, ead) == expert_checkpoints(40, TINY) == 5
+    assert len(a.trajectory) == len(b.trajectory) == expert_checkpoints(40, TINY) + 1
+    assert all(torch.equal(x[k], y[k]) for x, y in zip(a.trajectory, b.trajectory) for k in x)
