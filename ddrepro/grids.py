@@ -237,7 +237,7 @@ def _poison_setup(prof: Profile, seed: int, device: str | torch.device, quiet: b
     common = dict(real=real, test=test, dm_cfg=DMConfig(steps=study.dm_steps, batch_real=study.batch_real),
                   ipc=study.ipc, power_iterations=study.power_iterations, net_cfg=prof.net,
                   aug_cfg=prof.aug, eval_cfg=dataclasses.replace(prof.eval, n_models=study.victims),
-                  device=device, quiet=quiet)
+                  device=device, quiet=quiet, init=study.init)
     return {"targets": poison_targets(prof, test), "attack_cfg": attack_cfg, "common": common}
 
 

@@ -161,7 +161,9 @@ class PoisonConfig:
     averaged over ``deviation_trials`` draws. The sweep (ours; the paper gives no T and
     remarks that a small eps leaves DM safe, Sec. 4.3): the first ``sweep_targets``
     targets against plain DM at every ``sweep_eps`` (with T = ``attack_steps``) and every
-    ``sweep_steps`` (with the first ``eps``).
+    ``sweep_steps`` (with the first ``eps``). ``init``: the victim's synthetic images start
+    from Gaussian "noise" (the paper's protocol) or from "real" images of the poisoned set
+    (Sec. 5.1 calls that vulnerable).
     """
 
     dataset: str = "cifar10"
@@ -186,8 +188,10 @@ class PoisonConfig:
     sweep_targets: int = 5
     sweep_eps: tuple[float, ...] = (16 / 255, 64 / 255, 128 / 255)
     sweep_steps: tuple[int, ...] = (60, 240, 480)
+    init: str = "noise"
 
     def __post_init__(self) -> None:
+        _check(self.init in ("noise", "real"), self, "init", self.init, '"noise" or "real"')
         _fractions(self, "eps", self.eps, 0.0, 1.0, closed_high=True)
         _fractions(self, "sweep_eps", self.sweep_eps, 0.0, 1.0, closed_high=True)
         _check(len(self.sweep_steps) > 0 and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1

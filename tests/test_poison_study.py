@@ -118,3 +118,12 @@ def test_a_targets_defenses_share_one_poison_key():
                 for name, kw in jobs.items() if name.startswith(f"t{t}/dm_poison/")}
         assert len(keys) == 1
     assert jobs["t0/dm_poison/dm/run0"]["seed"] != jobs["t1/dm_poison/dm/run0"]["seed"]
+
+
+def test_victim_initialisation_is_a_validated_profile_choice_the_grid_passes_on():
+    with pytest.raises(ValueError, match="init"):
+        get_profile("smoke", {"poison.init": "zeros"})
+    for init in ("noise", "real"):
+        prof = get_profile("smoke", {"poison.init": init})
+        jobs = GRIDS.get("attack_and_defense")(prof, seed=0, device="cpu", quiet=True)
+        assert {job.kwargs["init"] for job in jobs} == {init}
