@@ -233,10 +233,11 @@ def poison_targets(prof: Profile, test: data.ImageData) -> list[Any]:
     return [pick_target(test, seed) for seed in range(prof.poison.targets)]
 
 
-def _poison_setup(prof: Profile, seed: int, device: str | torch.device, quiet: bool | None
-                  ) -> dict[str, Any]:
+def _poison_setup(prof: Profile, seed: int, device: str | torch.device, quiet: bool | None,
+                  rate: float | None = None) -> dict[str, Any]:
     """What every Chapter 3 grid shares: data, targets, the attack and victim configs, and the
-    keyword arguments common to ``poison_cell`` and ``clean_cell`` (equal arguments, equal cache keys)."""
+    keyword arguments common to ``poison_cell`` and ``clean_cell`` (equal arguments, equal cache keys).
+    ``rate``: the poisoning rate (None: ``prof.poison.rate``)."""
     import dataclasses
 
     from .attacks.poison import DMPoisonConfig
@@ -244,12 +245,13 @@ def _poison_setup(prof: Profile, seed: int, device: str | torch.device, quiet: b
 
     study = prof.poison
     real, test = real_and_test(prof, study.dataset, seed)
-    attack_cfg = DMPoisonConfig(eps=study.eps[0], rate=study.rate, steps=study.attack_steps,
+    rate = study.rate if rate is None else rate
+    attack_cfg = DMPoisonConfig(eps=study.eps[0], rate=rate, steps=study.attack_steps,
                                 restarts=study.restarts, step_size=study.attack_lr)
     common = dict(real=real, test=test, dm_cfg=DMConfig(steps=study.dm_steps, batch_real=study.batch_real),
                   ipc=study.ipc, power_iterations=study.power_iterations, net_cfg=prof.net,
                   aug_cfg=prof.aug, eval_cfg=dataclasses.replace(prof.eval, n_models=study.victims),
-                  device=device, quiet=quiet)
+                  device=device, quiet=quiet, init=study.init)
     return {"targets": poison_targets(prof, test), "attack_cfg": attack_cfg, "common": common}
 
 
@@ -258,7 +260,7 @@ def _clean_job(prof: Profile, setup: dict[str, Any], defense: str, run: int) -> 
     from .attacks.study import class_rate, clean_cell
 
     common, targets = setup["common"], setup["targets"]
-    eps_p = class_rate(common["real"], prof.poison.rate, targets[0].adv_label)
+    eps_p = class_rate(common["real"], setup["attack_cfg"].rate, targets[0].adv_label)
     return Job(clean_cell, dict(common, targets=targets, defense=defense, eps_p=eps_p, run=run),
                name=f"clean/{defense}/run{run}")
 
@@ -269,23 +271,23 @@ def attack_and_defense(prof: Profile, *, seed: int, device: str | torch.device,
     """Chapter 3's table: one job per (target, attack, defense, run), each ``attacks.study.poison_cell``,
     and the no-attack reference per (defense, run), ``attacks.study.clean_cell``.
 
-    DM poisoning at the first ``eps`` against every defense of ``prof.poison`` (the baselines,
-    every defense but DM and RDM-DC, on the first ``baseline_targets`` targets);
-    the direct attack on the first ``direct_targets`` targets against DM and
-    RDM-DC. Job names: ``"t3/dm_poison/rdm/run0"``, ``"clean/rdm/run0"``. The target's seed is its
+    DM poisoning at the first ``eps`` on the first ``dm_poison_targets`` targets (None: all) and
+    the direct attack on the first ``direct_targets``, both at ``table_rate`` (None: ``rate``) and
+    against DM and RDM-DC, and against the baselines (every other defense of ``prof.poison``)
+    on the first ``baseline_targets`` targets. Job names: ``"t3/dm_poison/rdm/run0"``, ``"clean/rdm/run0"``. The target's seed is its
     number; ``seed`` picks the training subset and seeds the poisons (``seed + t``).
     The poisons' cache key holds no defense, so a target's defenses share one crafted set.
     """
     from .attacks.study import poison_cell
 
     study = prof.poison
-    setup = _poison_setup(prof, seed, device, quiet)
+    setup = _poison_setup(prof, seed, device, quiet, rate=study.table_rate)
     jobs = [_clean_job(prof, setup, defense, run) for defense in study.defenses for run in range(study.runs)]
+    crafted = study.targets if study.dm_poison_targets is None else study.dm_poison_targets
     for t, target in enumerate(setup["targets"]):
-        cells = [("dm_poison", defense) for defense in study.defenses
-                 if defense in ("dm", "rdm") or t < study.baseline_targets]
-        if t < study.direct_targets:
-            cells += [("direct", defense) for defense in ("dm", "rdm") if defense in study.defenses]
+        defenses = [d for d in study.defenses if d in ("dm", "rdm") or t < study.baseline_targets]
+        cells = [("dm_poison", defense) for defense in defenses if t < crafted]
+        cells += [("direct", defense) for defense in defenses if t < study.direct_targets]
         for attack, defense in cells:
             for run in range(study.runs):
                 kwargs = dict(setup["common"], target=target, attack=attack, defense=defense,

@@ -161,7 +161,12 @@ class PoisonConfig:
     averaged over ``deviation_trials`` draws. The sweep (ours; the paper gives no T and
     remarks that a small eps leaves DM safe, Sec. 4.3): the first ``sweep_targets``
     targets against plain DM at every ``sweep_eps`` (with T = ``attack_steps``) and every
-    ``sweep_steps`` (with the first ``eps``).
+    ``sweep_steps`` (with the first ``eps``). ``init``: the victim's synthetic images start
+    from Gaussian "noise" (the paper's protocol) or from "real" images of the poisoned set
+    (Sec. 5.1 calls that vulnerable). The attack-and-defense table (ours, where ``rate`` does
+    not bite): ``table_rate`` replaces ``rate`` there (None: ``rate``), DM poisoning runs on the
+    first ``dm_poison_targets`` targets (None: all), and the baselines join the direct attack
+    on the first ``baseline_targets`` too.
     """
 
     dataset: str = "cifar10"
@@ -186,8 +191,16 @@ class PoisonConfig:
     sweep_targets: int = 5
     sweep_eps: tuple[float, ...] = (16 / 255, 64 / 255, 128 / 255)
     sweep_steps: tuple[int, ...] = (60, 240, 480)
+    init: str = "noise"
+    table_rate: float | None = None
+    dm_poison_targets: int | None = None
 
     def __post_init__(self) -> None:
+        _check(self.init in ("noise", "real"), self, "init", self.init, '"noise" or "real"')
+        _check(self.table_rate is None or 0.0 < self.table_rate < 0.5, self, "table_rate", self.table_rate,
+               "None (use rate) or in (0, 0.5)")
+        _check(self.dm_poison_targets is None or 0 <= self.dm_poison_targets <= self.targets, self,
+               "dm_poison_targets", self.dm_poison_targets, "None (every target) or in [0, targets]")
         _fractions(self, "eps", self.eps, 0.0, 1.0, closed_high=True)
         _fractions(self, "sweep_eps", self.sweep_eps, 0.0, 1.0, closed_high=True)
         _check(len(self.sweep_steps) > 0 and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1

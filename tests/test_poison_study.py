@@ -55,11 +55,33 @@ def test_grid_has_one_job_per_target_attack_defense_run():
                                  "poison.baseline_targets": 1})
     jobs = GRIDS.get("attack_and_defense")(prof, seed=0, device="cpu", quiet=True)
     names = [job.name for job in jobs]
-    # clean: 3 defenses x 2 runs; DM and RDM-DC on both targets, the median on the first; direct
-    assert len(names) == len(set(names)) == 3 * 2 + (2 * 2 + 1) * 2 + 1 * 2 * 2
+    # clean: 3 defenses x 2 runs; DM and RDM-DC on both targets, the median on the first;
+    # direct on the first, against all three
+    assert len(names) == len(set(names)) == 3 * 2 + (2 * 2 + 1) * 2 + 1 * 3 * 2
     assert "t1/dm_poison/rdm/run1" in names and "t0/direct/dm/run0" in names
     assert "t0/dm_poison/median/run0" in names and "t1/dm_poison/median/run0" not in names
     assert "t1/direct/dm/run0" not in names and "clean/median/run1" in names
+    assert "t0/direct/median/run0" in names
+
+
+def test_the_table_can_poison_at_its_own_rate_and_craft_for_fewer_targets():
+    prof = get_profile("smoke", {"poison.targets": 2, "poison.direct_targets": 2, "poison.baseline_targets": 0,
+                                 "poison.dm_poison_targets": 1, "poison.table_rate": 0.03})
+    jobs = {job.name: job for job in GRIDS.get("attack_and_defense")(prof, seed=0, device="cpu", quiet=True)}
+    assert "t0/dm_poison/dm/run0" in jobs and "t1/dm_poison/dm/run0" not in jobs
+    assert "t1/direct/rdm/run0" in jobs
+    assert {job.kwargs["attack_cfg"].rate for name, job in jobs.items() if "clean" not in name} == {0.03}
+    # the clean reference's defenders assume the table's rate too
+    real = jobs["clean/rdm/run0"].kwargs["real"]
+    adv = jobs["t0/direct/rdm/run0"].kwargs["target"].adv_label
+    assert jobs["clean/rdm/run0"].kwargs["eps_p"] == pytest.approx(class_rate(real, 0.03, adv))
+    # the sweep keeps the chapter's rate
+    sweep = GRIDS.get("poison_sweep")(prof, seed=0, device="cpu", quiet=True)
+    assert {job.kwargs["attack_cfg"].rate for job in sweep if "attack_cfg" in job.kwargs} == {prof.poison.rate}
+    with pytest.raises(ValueError, match="table_rate"):
+        get_profile("smoke", {"poison.table_rate": 0.6})
+    with pytest.raises(ValueError, match="dm_poison_targets"):
+        get_profile("smoke", {"poison.dm_poison_targets": 5})
 
 
 def test_clean_cell_asks_about_every_target_without_poisons():
@@ -118,3 +140,12 @@ def test_a_targets_defenses_share_one_poison_key():
                 for name, kw in jobs.items() if name.startswith(f"t{t}/dm_poison/")}
         assert len(keys) == 1
     assert jobs["t0/dm_poison/dm/run0"]["seed"] != jobs["t1/dm_poison/dm/run0"]["seed"]
+
+
+def test_victim_initialisation_is_a_validated_profile_choice_the_grid_passes_on():
+    with pytest.raises(ValueError, match="init"):
+        get_profile("smoke", {"poison.init": "zeros"})
+    for init in ("noise", "real"):
+        prof = get_profile("smoke", {"poison.init": init})
+        jobs = GRIDS.get("attack_and_defense")(prof, seed=0, device="cpu", quiet=True)
+        assert {job.kwargs["init"] for job in jobs} == {init}

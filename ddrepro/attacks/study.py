@@ -60,8 +60,11 @@ def make_poisons(real: ImageData, test: ImageData, target: Target, attack: str, 
 def poison_cell(*, real: ImageData, test: ImageData, target: Target, attack: str, defense: str,
                 attack_cfg: DMPoisonConfig, dm_cfg: DMConfig, ipc: int, run: int, power_iterations: int,
                 net_cfg: NetConfig, aug_cfg: AugConfig, eval_cfg: EvalConfig, seed: int, device: Any,
-                quiet: bool | None) -> dict[str, Any]:
-    """Poison (``seed``), condense with ``defense`` from noise (seed ``run``), evaluate, probe the target.
+                quiet: bool | None, init: str = "noise") -> dict[str, Any]:
+    """Poison (``seed``), condense with ``defense`` from ``init`` (seed ``run``), evaluate, probe the target.
+
+    ``init``: "noise" (the paper's protocol) or "real" (Sec. 5.1: real images of the
+    poisoned set, so a poison may be copied into the synthetic set).
 
     Returns the test accuracies of the ``eval_cfg.n_models`` victims, their
     predictions for the target, and whether each predicted ``y_adv``.
@@ -70,7 +73,7 @@ def poison_cell(*, real: ImageData, test: ImageData, target: Target, attack: str
                             seed=seed, device=device, quiet=quiet)
     eps_p = class_rate(real, attack_cfg.rate, target.adv_label)
     method, cfg = defense_config(defense, dm_cfg, eps_p, power_iterations)
-    syn = condense(method, poisoned.data, ipc, config=cfg, init="noise", seed=run, net_cfg=net_cfg,
+    syn = condense(method, poisoned.data, ipc, config=cfg, init=init, seed=run, net_cfg=net_cfg,
                    aug_cfg=aug_cfg, device=device, quiet=quiet)
     probe = (test.images[target.index][None], torch.tensor([target.adv_label]))
     result = evaluate(syn, test, net_cfg=net_cfg, eval_cfg=eval_cfg, aug_cfg=aug_cfg, seed=run,
@@ -105,7 +108,8 @@ def sweep_points(eps_values: tuple[float, ...], steps_values: tuple[int, ...], b
 
 def clean_cell(*, real: ImageData, test: ImageData, targets: list[Target], defense: str, eps_p: float,
                dm_cfg: DMConfig, ipc: int, run: int, power_iterations: int, net_cfg: NetConfig,
-               aug_cfg: AugConfig, eval_cfg: EvalConfig, device: Any, quiet: bool | None) -> dict[str, Any]:
+               aug_cfg: AugConfig, eval_cfg: EvalConfig, device: Any, quiet: bool | None,
+               init: str = "noise") -> dict[str, Any]:
     """The no-attack reference: condense the clean set with ``defense`` and ask about every target.
 
     Gives the accuracy a defense costs without any poison (it drops ``k`` of every class's
@@ -113,7 +117,7 @@ def clean_cell(*, real: ImageData, test: ImageData, targets: list[Target], defen
     probability before poisoning.
     """
     method, cfg = defense_config(defense, dm_cfg, eps_p, power_iterations)
-    syn = condense(method, real, ipc, config=cfg, init="noise", seed=run, net_cfg=net_cfg,
+    syn = condense(method, real, ipc, config=cfg, init=init, seed=run, net_cfg=net_cfg,
                    aug_cfg=aug_cfg, device=device, quiet=quiet)
     probe = (torch.stack([test.images[t.index] for t in targets]), torch.tensor([t.adv_label for t in targets]))
     result = evaluate(syn, test, net_cfg=net_cfg, eval_cfg=eval_cfg, aug_cfg=aug_cfg, seed=run,
