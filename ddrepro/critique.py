@@ -32,16 +32,14 @@ from torch import Tensor
 
 from .artifacts import cached
 from .attacks.lira import balanced_membership
-from .augment import DSA
 from .config import AugConfig, EvalConfig, NetConfig, replace_checked
 from .data import ImageData, load
 from .evaluate import accuracy, probe
-from .train import train_models
 from .dpsgd import dp_sgd_membership
 from .executor import Job
-from .membership import (MembershipStudy, condenser_config, lira_kwargs, lira_seeds,
+from .membership import (MembershipStudy, condenser_config, lira_kwargs, lira_phi, lira_seeds,
                          membership_study, prepare, prepare_kwargs, shadow, train_on_halves,
-                         victim_eval)
+                         train_on_masks, victim_eval)
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -166,21 +164,17 @@ def real_subset_lira(*, pool: ImageData, member: Tensor, probes: ImageData, val:
     Returns ``phi`` ``(K, n_probes[, 2])`` (the mirror as a second query when
     ``probe_flip``) and ``val_acc`` ``(K,)``, each model's accuracy on ``val``.
     """
-    if member.dtype != torch.bool or member.dim() != 2 or member.shape[1] != len(pool) or member.shape[0] < 2:
-        raise ValueError(f"member must be a (K >= 2, {len(pool)}) bool mask over the pool.")
     parts = {"pool": pool.digest(), "member": member, "probes": probes.digest(), "val": val.digest(),
              "net": net_cfg, "eval": eval_cfg, "aug": aug_cfg, "seed": seed, "probe_flip": probe_flip}
 
     def compute() -> dict[str, Tensor]:
-        aug = DSA(aug_cfg, flip=pool.flip_ok) if eval_cfg.augment == "dsa" else None
-        models = train_models(pool.images, pool.labels, net_cfg=net_cfg, eval_cfg=eval_cfg,
-                              num_classes=pool.num_classes, seed=seed, aug=aug, members=member,
-                              device=device, quiet=quiet)
+        models = train_on_masks(pool, member, net_cfg=net_cfg, eval_cfg=eval_cfg, aug_cfg=aug_cfg,
+                                seed=seed, device=device, quiet=quiet)
         out = probe(models, probes.images, probes.labels, flip=probe_flip)
-        phi = torch.stack([out["phi"], out["phi_flip"]], -1) if probe_flip else out["phi"]
-        return {"phi": phi, "val_acc": accuracy(models, val)}
+        return {"phi": lira_phi(out, probe_flip), "val_acc": accuracy(models, val)}
 
-    return cached("baseline-shadows", parts, compute, code=(real_subset_lira, "ddrepro.evaluate"))
+    return cached("baseline-shadows", parts, compute,
+                  code=(real_subset_lira, train_on_masks, lira_phi, "ddrepro.evaluate"))
 
 
 def baseline_kwargs(prof: Any, crit: CritiqueStudy, per_class: int, *, seed: int, device: Any,

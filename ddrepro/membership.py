@@ -162,35 +162,49 @@ def shadow(*, method: str, pool: ImageData, subset: Tensor, ipc: int, seed: int,
     return syn, result
 
 
-def train_on_halves(pool: ImageData, member: Tensor, *, net_cfg: NetConfig, eval_cfg: EvalConfig,
-                    aug_cfg: AugConfig, seed: int, probe_flip: bool, device: Any = "auto",
-                    quiet: bool | None = None, cache: bool = True) -> dict[str, Tensor]:
-    """LiRA on real data: model k trains directly on ``pool``'s rows ``member[k]`` (one batched
-    :func:`~ddrepro.train.train_models` call) and is queried on the whole pool.
-
-    Returns ``phi`` ``(K, n[, 2])`` (with the mirror as a second query when
-    ``probe_flip``) and ``loss`` ``(K, n)``; cached.
-    """
-    if member.dtype != torch.bool or member.shape[1:] != (len(pool),) or member.shape[0] < 2:
+def train_on_masks(pool: ImageData, member: Tensor, *, net_cfg: NetConfig, eval_cfg: EvalConfig,
+                   aug_cfg: AugConfig, seed: int, device: Any = "auto",
+                   quiet: bool | None = None) -> Any:
+    """K networks trained directly on real data at once: network k on ``pool``'s rows
+    ``member[k]`` (one batched :func:`~ddrepro.train.train_models` call); not cached."""
+    if member.dtype != torch.bool or member.dim() != 2 or member.shape[1] != len(pool) \
+            or member.shape[0] < 2:
         raise ValueError(f"member must be a (K >= 2, {len(pool)}) bool mask over the pool.")
     if eval_cfg.augment not in ("dsa", "none"):
         raise ValueError(f"eval_cfg.augment = {eval_cfg.augment!r}: use 'dsa' or 'none' here.")
+    aug = DSA(aug_cfg, flip=pool.flip_ok) if eval_cfg.augment == "dsa" else None
+    return train_models(pool.images, pool.labels, net_cfg=net_cfg, eval_cfg=eval_cfg,
+                        num_classes=pool.num_classes, seed=seed, aug=aug, members=member,
+                        device=device, quiet=quiet)
+
+
+def lira_phi(out: dict[str, Tensor], probe_flip: bool) -> Tensor:
+    """LiRA's scores from :func:`~ddrepro.evaluate.probe`'s outputs: ``(K, n)``, or
+    ``(K, n, 2)`` with the mirror image as the second query when ``probe_flip``."""
+    return torch.stack([out["phi"], out["phi_flip"]], -1) if probe_flip else out["phi"]
+
+
+def train_on_halves(pool: ImageData, member: Tensor, *, net_cfg: NetConfig, eval_cfg: EvalConfig,
+                    aug_cfg: AugConfig, seed: int, probe_flip: bool, device: Any = "auto",
+                    quiet: bool | None = None, cache: bool = True) -> dict[str, Tensor]:
+    """LiRA on real data: :func:`train_on_masks`, each model queried on the whole pool.
+
+    Returns ``phi`` ``(K, n[, 2])`` (with the mirror as a second query when
+    ``probe_flip``), ``loss`` ``(K, n)`` and ``train_acc``; cached.
+    """
+    kwargs = dict(net_cfg=net_cfg, eval_cfg=eval_cfg, aug_cfg=aug_cfg, seed=seed)
     parts = {"pool": pool.digest(), "member": member, "net": net_cfg, "eval": eval_cfg,
              "aug": aug_cfg, "seed": seed, "probe_flip": probe_flip}
 
     def compute() -> dict[str, Tensor]:
-        aug = DSA(aug_cfg, flip=pool.flip_ok) if eval_cfg.augment == "dsa" else None
-        models = train_models(pool.images, pool.labels, net_cfg=net_cfg, eval_cfg=eval_cfg,
-                              num_classes=pool.num_classes, seed=seed, aug=aug, members=member,
-                              device=device, quiet=quiet)
+        models = train_on_masks(pool, member, device=device, quiet=quiet, **kwargs)
         out = probe(models, pool.images, pool.labels, flip=probe_flip)
-        phi = torch.stack([out["phi"], out["phi_flip"]], -1) if probe_flip else out["phi"]
-        return {"phi": phi, "loss": out["loss"],
+        return {"phi": lira_phi(out, probe_flip), "loss": out["loss"],
                 "train_acc": (out["logits"].argmax(-1) == pool.labels).float()}
 
-    # keyed on this function and the training code, not on the rest of this module
-    return cached("real-shadows", parts, compute, code=(train_on_halves, "ddrepro.evaluate"),
-                  enabled=cache)
+    # keyed on these functions and the training code, not on the rest of this module
+    return cached("real-shadows", parts, compute,
+                  code=(train_on_halves, train_on_masks, lira_phi, "ddrepro.evaluate"), enabled=cache)
 
 
 # -- the chapter's study: data, configs and jobs, shared by the notebook and its grid --------
@@ -347,6 +361,6 @@ def claims_jobs(prof: Any, *, seed: int, device: Any, quiet: bool | None) -> lis
 
 __all__ = ["MembershipStudy", "PAPER_DM_LR", "PAPER_KIP_LR", "claims_jobs", "condenser_config",
            "control_eval", "control_kwargs", "half_mask", "halves", "init_attack", "lira_kwargs",
-           "lira_seeds", "loss_mia_syntheses", "membership_study", "paper_lr", "prepare",
+           "lira_phi", "lira_seeds", "loss_mia_syntheses", "membership_study", "paper_lr", "prepare",
            "prepare_kwargs", "probe_losses", "probe_rows", "shadow", "study_config", "train_on_halves",
-           "victim_eval", "zca_views"]
+           "train_on_masks", "victim_eval", "zca_views"]

@@ -1,4 +1,4 @@
-"""Shared fixtures: the repository root, a ``ddrepro`` subprocess runner, data availability."""
+"""Shared fixtures: the repo root, a `ddrepro` subprocess runner, data, one thread, a private cache."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,3 +37,19 @@ def book_data() -> None:
     from ddrepro.data import fetch
 
     fetch(["mnist", "fashion_mnist"], quiet=True)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors run ~10x slower with 2 OpenMP threads on a loaded 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch, one_thread):
+    """A fresh artifact cache per test (and one thread), so no test reads another's results."""
+    monkeypatch.setenv("DDREPRO_CACHE", str(tmp_path))
+    return tmp_path

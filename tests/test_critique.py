@@ -13,13 +13,7 @@ from ddrepro.critique import (auc_difference, ci_width_by_size, closest, concat,
 from helpers import toy_image_data
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("DDREPRO_CACHE", str(tmp_path))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def test_per_class_subsets_take_n_of_each_class_from_each_half():

@@ -13,12 +13,7 @@ from ddrepro.dpsgd import (advantage_bound, clip_and_noise, clipped_norms, dp_sg
 from ddrepro.models import init_stacked
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def grads(b, seed=0, scale=3.0):

@@ -16,13 +16,7 @@ D, K = 16, 4
 LINEAR = NetConfig(name="linear", width=K)
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("DDREPRO_CACHE", str(tmp_path))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def toy():

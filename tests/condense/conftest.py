@@ -1,11 +1,7 @@
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors run ~10x slower with 2 OpenMP threads on a loaded 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
+    """Every condenser test runs on one thread (the shared fixture in tests/conftest.py)."""
     yield
-    torch.set_num_threads(before)
