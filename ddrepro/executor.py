@@ -273,7 +273,12 @@ class RayExecutor:
             try:
                 results[position[ref]] = ray.get(ref)
             except Exception as err:  # noqa: BLE001  re-raised with the job's name
-                for other in refs:
+                # cancel only what still runs: cancelling a finished task (the failed one
+                # included) can abort Ray's core worker (a "task was not pending" check)
+                others = [r for r in refs if r is not ref]
+                _, running = ray.wait(others, num_returns=len(others), timeout=0) if others \
+                    else ([], [])
+                for other in running:
                     ray.cancel(other)
                 cause = getattr(err, "cause", None) or err
                 raise _failure(jobs[position[ref]].name, cause) from err
