@@ -21,10 +21,8 @@ from .config import (
     AugConfig, DataConfig, DMConfig, EvalConfig, GMConfig, HerdingConfig,
     KIPConfig, MMDConfig, NetConfig, replace_checked,
 )
-from .study_config import (
-    BiasConfig, BudgetConfig, CritiqueStudyConfig, EADConfig, GeneratorStudyConfig, MTTConfig,
-    PoisonConfig, PrivacyConfig, ToyConfig,
-)
+from .privacy_config import CritiqueStudyConfig, GeneratorStudyConfig, PrivacyConfig
+from .study_config import BiasConfig, BudgetConfig, EADConfig, MTTConfig, PoisonConfig, ToyConfig
 
 # Chapter 1's table, in its order; any registered condenser may be named instead.
 BASICS_METHODS = ("random", "herding", "dc", "dsa", "dm", "mmd", "kip")
