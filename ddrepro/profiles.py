@@ -179,6 +179,12 @@ _CPU = Profile(
     # {DM, RDM-DC} + Median on target 0 (both attacks) = 25 cells;
     # poison_sweep (at 1 %): 1 clean + 2 targets x (eps {16, 64, 128}/255 at T = 100, T {30, 300} at
     # 64/255, direct vs DM and RDM-DC) = 15 cells (the attack at T = 300 adds ~20 s a target).
+    # beyond (ours): 2 clean + 2 targets x (DM poisoning vs DM and RDM-DC, the "through" and "spread"
+    # attacks vs RDM-DC) at table_rate + untargeted at 1 and 10 % vs DM and RDM-DC + RDM-DC's clean
+    # reference at both rates = 16 cells, 6 of them attack_and_defense's (clean, DM poisoning).
+    # Measured cells (1 thread, nice 19, load 5-6 on 2 cores, CPU seconds): clean DM 69, clean
+    # RDM-DC 57, DM poisoning vs DM 82 (crafting 40) and vs RDM-DC 56, "through" vs RDM-DC 129
+    # (crafting 99: the whole class of 500 goes through the network per step), "spread" 131 (75).
     poison=PoisonConfig(dataset="fashion_mnist", ipc=10, targets=8, runs=1, attack_steps=100,
                         restarts=2, dm_steps=300, batch_real=32, victims=1,
                         defenses=("dm", "median", "rdm"), baseline_targets=1, direct_targets=8,
