@@ -330,3 +330,57 @@ def poison_sweep(prof: Profile, *, seed: int, device: str | torch.device,
 
 
 __all__ += ["attack_and_defense", "poison_sweep", "poison_targets"]
+
+
+@register_grid("beyond")
+def beyond(prof: Profile, *, seed: int, device: str | torch.device, quiet: bool | None) -> list[Job]:
+    """Chapter 3 beyond the paper (book/03_poisoning/beyond.md).
+
+    *Adaptive attacks* at ``table_rate``: on the first ``adaptive_targets`` targets, DM poisoning
+    with each loss of ``adaptive_losses`` (``DMPoisonConfig.loss``: "through" RDM-DC's calibrated
+    mean, "spread" on its top direction) against RDM-DC, beside the paper's DM poisoning against
+    DM and RDM-DC and the clean references (those cells have ``attack_and_defense``'s arguments,
+    so the two grids share them). Names: ``"t0/through/rdm/run0"``, ``"t0/mean/dm/run0"``.
+
+    *Untargeted poisoning* (``attacks.study.untargeted_cell``) at every rate of
+    ``untargeted_rates`` against DM and RDM-DC (eps_p = the rate), with RDM-DC's clean reference
+    at the same eps_p. Names: ``"untargeted/r0.01/rdm/run0"``, ``"clean/rdm/eps0.01/run0"``.
+    """
+    import dataclasses
+
+    from .attacks.study import clean_cell, poison_cell, untargeted_cell
+    from .attacks.untargeted import UntargetedPoisonConfig
+
+    study = prof.poison
+    setup = _poison_setup(prof, seed, device, quiet, rate=study.table_rate)
+    defenses = [d for d in ("dm", "rdm") if d in study.defenses]
+    if "rdm" not in defenses:
+        raise ValueError("the beyond page attacks RDM-DC: add 'rdm' to poison.defenses.")
+    runs = range(study.runs)
+    jobs = [_clean_job(prof, setup, defense, run) for defense in defenses for run in runs]
+    adaptive = {"mean": setup["attack_cfg"]} | {
+        loss: dataclasses.replace(setup["attack_cfg"], loss=loss, spread_weight=study.spread_weight,
+                                  power_iterations=study.power_iterations) for loss in study.adaptive_losses}
+    for t, target in enumerate(setup["targets"][:study.adaptive_targets]):
+        for loss, cfg in adaptive.items():
+            for defense in (defenses if loss == "mean" else ["rdm"]):
+                for run in runs:
+                    kwargs = dict(setup["common"], target=target, attack="dm_poison", defense=defense,
+                                  attack_cfg=cfg, run=run, seed=seed + t)
+                    jobs.append(Job(poison_cell, kwargs, name=f"t{t}/{loss}/{defense}/run{run}"))
+    common, targets = setup["common"], setup["targets"]
+    for rate in study.untargeted_rates:
+        cfg = UntargetedPoisonConfig(eps=study.eps[0], rate=rate, steps=study.attack_steps,
+                                     restarts=study.restarts, step_size=study.attack_lr,
+                                     anchors=study.untargeted_anchors)
+        for run in runs:
+            jobs.append(Job(clean_cell, dict(common, targets=targets, defense="rdm", eps_p=rate, run=run),
+                            name=f"clean/rdm/eps{rate:g}/run{run}"))
+            for defense in defenses:
+                jobs.append(Job(untargeted_cell, dict(common, targets=targets, defense=defense,
+                                                      attack_cfg=cfg, run=run, seed=seed),
+                                name=f"untargeted/r{rate:g}/{defense}/run{run}"))
+    return jobs
+
+
+__all__ += ["beyond"]

@@ -119,7 +119,8 @@ _SMOKE = Profile(
                         restarts=1, pretrained=1, power_iterations=2, dm_steps=2, batch_real=8,
                         direct_targets=1, defenses=("dm", "median", "rdm"), deviation_n=2000,
                         deviation_trials=2, baseline_targets=1, sweep_targets=1, sweep_eps=(16 / 255, 64 / 255),
-                        sweep_steps=(1, 2)),
+                        sweep_steps=(1, 2), adaptive_targets=1, untargeted_rates=(0.05, 0.1),
+                        untargeted_anchors=4),
     bias=BiasConfig(ratios=(0.0, 95.0, 100.0), severities=(3, 4), ipc=2, repeats=2,
                     dsa_ratios=(95.0,), dc_ratios=(), full_epochs=1, full_models=1,
                     full_ratios=(0.0, 95.0, 100.0), debias_ratios=(95.0,), debias_methods=("dm",)),
@@ -183,12 +184,18 @@ _CPU = Profile(
     # {DM, RDM-DC} + Median on target 0 (both attacks) = 25 cells;
     # poison_sweep (at 1 %): 1 clean + 2 targets x (eps {16, 64, 128}/255 at T = 100, T {30, 300} at
     # 64/255, direct vs DM and RDM-DC) = 15 cells (the attack at T = 300 adds ~20 s a target).
+    # beyond (ours): 2 clean + 2 targets x (DM poisoning vs DM and RDM-DC, the "through" and "spread"
+    # attacks vs RDM-DC) at table_rate + untargeted at 1 and 10 % vs DM and RDM-DC + RDM-DC's clean
+    # reference at both rates = 16 cells, 6 of them attack_and_defense's (clean, DM poisoning).
+    # Measured cells (1 thread, nice 19, load 5-6 on 2 cores, CPU seconds): clean DM 69, clean
+    # RDM-DC 57, DM poisoning vs DM 82 (crafting 40) and vs RDM-DC 56, "through" vs RDM-DC 129
+    # (crafting 99: the whole class of 500 goes through the network per step), "spread" 131 (75).
     poison=PoisonConfig(dataset="fashion_mnist", ipc=10, targets=8, runs=1, attack_steps=100,
                         restarts=2, dm_steps=300, batch_real=32, victims=1,
                         defenses=("dm", "median", "rdm"), baseline_targets=1, direct_targets=8,
                         table_rate=0.03, dm_poison_targets=2,
                         sweep_targets=2, sweep_eps=(16 / 255, 64 / 255, 128 / 255),
-                        sweep_steps=(30, 100, 300)),
+                        sweep_steps=(30, 100, 300), adaptive_targets=2, untargeted_rates=(0.01, 0.1)),
     # Chapter 4: the full-set control needs 50 epochs on 500 images per class to learn the
     # digits' shape at 95 % aligned (conflicting-digit accuracy 17.5 % at 5 epochs, 60.2 % at
     # 20, 78.9 % at 50; book/04_bias/cmnist), so it runs at 95 and 100 % only, the two ratios

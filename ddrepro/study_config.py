@@ -86,7 +86,11 @@ class PoisonConfig:
     (Sec. 5.1 calls that vulnerable). The attack-and-defense table (ours, where ``rate`` does
     not bite): ``table_rate`` replaces ``rate`` there (None: ``rate``), DM poisoning runs on the
     first ``dm_poison_targets`` targets (None: all), and the baselines join the direct attack
-    on the first ``baseline_targets`` too.
+    on the first ``baseline_targets`` too. Beyond the paper (book/03_poisoning/beyond.md): the
+    first ``adaptive_targets`` targets get the adaptive attacks ``adaptive_losses`` ("through"
+    RDM-DC's calibrated mean, "spread" with penalty weight ``spread_weight``) at ``table_rate``;
+    untargeted DM poisoning at every rate of ``untargeted_rates`` (of every class), its anchors
+    ``untargeted_anchors`` clean images of the next class.
     """
 
     dataset: str = "cifar10"
@@ -114,6 +118,11 @@ class PoisonConfig:
     init: str = "noise"
     table_rate: float | None = None
     dm_poison_targets: int | None = None
+    adaptive_targets: int = 5
+    adaptive_losses: tuple[str, ...] = ("through", "spread")
+    spread_weight: float = 1.0
+    untargeted_rates: tuple[float, ...] = (0.01, 0.1)
+    untargeted_anchors: int = 32
 
     def __post_init__(self) -> None:
         _check(self.init in ("noise", "real"), self, "init", self.init, '"noise" or "real"')
@@ -139,6 +148,17 @@ class PoisonConfig:
                self.baseline_targets, "in [0, targets]")
         _check(0 <= self.sweep_targets <= self.targets, self, "sweep_targets", self.sweep_targets,
                "in [0, targets]")
+        _check(not isinstance(self.adaptive_targets, bool) and isinstance(self.adaptive_targets, int)
+               and 1 <= self.adaptive_targets <= self.targets, self, "adaptive_targets",
+               self.adaptive_targets, "an integer in [1, targets]")
+        losses = ("through", "spread")  # ddrepro.attacks.poison.POISON_LOSSES, the adaptive ones
+        _check(len(self.adaptive_losses) > 0 and set(self.adaptive_losses) <= set(losses)
+               and len(set(self.adaptive_losses)) == len(self.adaptive_losses), self, "adaptive_losses",
+               self.adaptive_losses, f"a non-empty tuple of distinct names from {losses}")
+        _check(isinstance(self.spread_weight, (int, float)) and not isinstance(self.spread_weight, bool)
+               and self.spread_weight >= 0, self, "spread_weight", self.spread_weight, ">= 0")
+        _fractions(self, "untargeted_rates", self.untargeted_rates, 0.0, 0.5)
+        _positive(self, "untargeted_anchors")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ attr ``poisoned``); the crafted perturbations are a cached artifact.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from ..data import ImageData, PerturbConfig, derive
 from ..functional import ce_gradients
 from ..nets import build_net
 from ..pixels import from_pixels, quantise, to_pixels
+from ..robust import MeanEstimatorConfig, calibrated_mean, power_method
 from ..runtime import make_generator, progress, resolve_device
 from ..train import train_models
 
@@ -124,20 +126,87 @@ class CraftingConfig:
     dsa: bool = True
 
 
+# The losses DM poisoning can minimise (:func:`attack_loss`): "mean" is Alg. 2's Eq. 5; the
+# other two are ours, adaptive attacks that know RDM-DC (Alg. 3-5) is the defense.
+POISON_LOSSES = ("mean", "through", "spread")
+
+
 @dataclass(frozen=True)
 class DMPoisonConfig(CraftingConfig):
     """DM poisoning, Alg. 2, with the shared :class:`CraftingConfig` fields; ``score_nets`` fresh
-    networks on which the restarts' final losses are compared."""
+    networks on which the restarts' final losses are compared.
+
+    ``loss`` (ours, beyond the paper; part of the cache key like every field):
+
+    * ``"mean"``: Eq. 5, the paper's attack.
+    * ``"through"``: Eq. 5 through the defender's calibrated mean (Alg. 4): the poisons and the
+      clean images of their class are embedded together and the target's embedding is matched
+      with the *calibrated* mean of that batch, ``k = ceil(3 eps_p N)`` rows dropped
+      (:func:`through_poison_loss`).
+    * ``"spread"``: Eq. 5 plus ``spread_weight`` times the poisons' mean squared score on the
+      batch's top direction (:func:`spread_penalty`), so that no poison stands out there.
+
+    ``power_iterations``: the power method's iterations (Alg. 5) in the adaptive losses.
+    """
 
     score_nets: int = 8
+    loss: str = "mean"
+    spread_weight: float = 1.0
+    power_iterations: int = 10
 
     def __post_init__(self) -> None:
-        _check_attack_config(self, ("steps", "restarts", "score_nets"))
+        _check_attack_config(self, ("steps", "restarts", "score_nets", "power_iterations"))
+        _check(self.loss in POISON_LOSSES, self, "loss", self.loss, f"one of {POISON_LOSSES}")
+        _check(isinstance(self.spread_weight, (int, float)) and not isinstance(self.spread_weight, bool)
+               and self.spread_weight >= 0, self, "spread_weight", self.spread_weight, ">= 0")
 
 
 def dm_poison_loss(target_feats: Tensor, poison_feats: Tensor) -> Tensor:
     """Eq. 5 per restart: ``|| Phi(x_t) - mean_p Phi(x_p + delta_p) ||^2``; ``(R, d)``, ``(R, P, d)`` -> ``(R,)``."""
     return (target_feats - poison_feats.mean(1)).pow(2).sum(-1)
+
+
+def through_poison_loss(target_feats: Tensor, poison_feats: Tensor, context_feats: Tensor, k: int,
+                        iterations: int) -> tuple[Tensor, Tensor]:
+    """Eq. 5 through RDM-DC's calibrated mean (ours): ``|| Phi(x_t) - cmean_k(poisons + context) ||^2``.
+
+    ``target_feats`` ``(R, d)``, ``poison_feats`` ``(R, P, d)``, ``context_feats`` ``(R, m, d)``
+    (the clean images of the poisons' class, under the restart's DSA draw); ``cmean_k`` is
+    :func:`ddrepro.robust.calibrated_mean` (Alg. 4, power method of Alg. 5) dropping ``k`` of the
+    ``P + m`` rows. Returns the losses ``(R,)`` and the share of poisons the calibration kept ``(R,)``.
+
+    Gradients: the ranking (power method, argsort) is piecewise constant, so it passes none; the
+    mean of the kept rows does. A poison dropped at a step gets no gradient from that step (signed
+    Adam's momentum still moves it by earlier steps'); only kept poisons are pulled towards the
+    target, and the sum over restarts and steps decides which get through. With ``k = 0`` and no
+    context the loss is Eq. 5.
+    """
+    batch = torch.cat([poison_feats, context_feats], 1)
+    losses = torch.stack([(target - calibrated_mean(feats, k, iterations)).pow(2).sum()
+                          for target, feats in zip(target_feats, batch)])
+    with torch.no_grad():  # the same ranking as calibrated_mean's, to count the poisons it keeps
+        scores = top_direction_scores(poison_feats, context_feats, iterations, all_rows=True).abs()
+        keep = scores.argsort(1)[:, : batch.shape[1] - k]
+        kept = (keep < poison_feats.shape[1]).sum(1) / poison_feats.shape[1]
+    return losses, kept.float()
+
+
+def top_direction_scores(poison_feats: Tensor, context_feats: Tensor, iterations: int,
+                         all_rows: bool = False) -> Tensor:
+    """The poisons' scores ``<phi_p - mean, v>`` ``(R, P)`` on the top direction ``v`` of the batch
+    (poisons and context), as Alg. 4 scores them (``all_rows``: every row's, ``(R, P + m)``);
+    ``v`` is a constant (no gradient through the power method), the batch mean is not."""
+    feats = torch.cat([poison_feats, context_feats], 1)
+    centre = feats.mean(1, keepdim=True)
+    detached = (feats - centre).detach()
+    v = torch.stack([power_method(rows, iterations) for rows in detached])   # (R, d)
+    return ((feats if all_rows else poison_feats) - centre).mul(v[:, None]).sum(-1)
+
+
+def spread_penalty(poison_feats: Tensor, context_feats: Tensor, iterations: int) -> Tensor:
+    """``mean_p <phi_p - mean, v>^2`` per restart ``(R,)`` (ours): the poisons' mean squared score
+    on the batch's top direction, which the ``"spread"`` loss adds to Eq. 5 so no poison scores high."""
+    return top_direction_scores(poison_feats, context_feats, iterations).pow(2).mean(1)
 
 
 def project(delta: Tensor, clean: Tensor, eps: float) -> Tensor:
@@ -150,44 +219,92 @@ class _Problem:
     """Everything a DM-poisoning step needs, on the device."""
 
     clean: Tensor          # (P, C, H, W) pixels of the poisons before perturbation
-    target: Tensor         # (C, H, W) pixels of the target
+    target: Tensor         # (C, H, W) pixels of the target, or (n, C, H, W): match their mean embedding
     mean: Any
     std: Any
     net_cfg: NetConfig
     num_classes: int
     aug: DSA | None
+    context: Tensor | None = None   # (m, C, H, W) clean pixels of the poisons' class (adaptive losses)
+    eps_p: float = 0.0              # the poisons' share of their class, as the defender assumes it
+
+    @property
+    def targets(self) -> Tensor:
+        """The target pixels as ``(n, C, H, W)``."""
+        return self.target if self.target.ndim == 4 else self.target[None]
+
+    def embed_all(self, net: torch.nn.Module, delta: Tensor, generator: torch.Generator
+                  ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Target, poison and context embeddings ``(R, d)``, ``(R, P, d)``, ``(R, m, d)`` (None
+        without context) under one DSA draw per restart; several targets give their mean."""
+        restarts, n = delta.shape[0], self.targets.shape[0]
+        poisons = from_pixels(self.clean + delta, self.mean, self.std)            # (R, P, C, H, W)
+        others = self.targets if self.context is None else torch.cat([self.targets, self.context])
+        others = from_pixels(others, self.mean, self.std).expand(restarts, *others.shape)
+        if self.aug is not None:   # one draw per restart (R rows), whatever the batch sizes
+            poisons, others = siamese_augment(self.aug, generator, poisons, others)
+        target = embed_by_class(net.embed, others[:, :n]).mean(1)
+        context = None
+        if self.context is not None:
+            with torch.no_grad():  # the clean images are fixed: no graph for them
+                context = embed_by_class(net.embed, others[:, n:])
+        return target, embed_by_class(net.embed, poisons), context
 
     def embed_pair(self, net: torch.nn.Module, delta: Tensor, generator: torch.Generator
                    ) -> tuple[Tensor, Tensor]:
         """Target and poison embeddings ``(R, d)``, ``(R, P, d)`` under one DSA draw per restart."""
-        restarts = delta.shape[0]
-        poisons = from_pixels(self.clean + delta, self.mean, self.std)            # (R, P, C, H, W)
-        target = from_pixels(self.target, self.mean, self.std).expand(restarts, 1, *self.target.shape)
-        if self.aug is not None:
-            poisons, target = siamese_augment(self.aug, generator, poisons, target)
-        return embed_by_class(net.embed, target)[:, 0], embed_by_class(net.embed, poisons)
+        target, poisons, _ = self.embed_all(net, delta, generator)
+        return target, poisons
 
     def fresh_net(self, generator: torch.Generator, device: torch.device) -> torch.nn.Module:
         """A newly drawn random ConvNet (Alg. 2: theta ~ P_theta), weights frozen."""
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-        channels, size = self.target.shape[0], self.target.shape[-1]
+        channels, size = self.targets.shape[1], self.targets.shape[-1]
         net = build_net(self.net_cfg, channels, self.num_classes, size, seed=seed).to(device)
         return net.requires_grad_(False)
+
+
+def attack_loss(problem: _Problem, cfg: DMPoisonConfig, net: torch.nn.Module, delta: Tensor,
+                generator: torch.Generator) -> tuple[Tensor, Tensor | None]:
+    """The loss of ``cfg.loss`` per restart ``(R,)`` for one network and DSA draw, and the share
+    of poisons RDM-DC's calibration would keep ``(R,)`` (None without context).
+
+    "mean": Eq. 5; "through": :func:`through_poison_loss` with the defender's
+    ``k = ceil(3 eps_p N)`` (``N`` = poisons + context); "spread": Eq. 5 +
+    ``spread_weight`` x :func:`spread_penalty`.
+    """
+    target, poisons, context = problem.embed_all(net, delta, generator)
+    if cfg.loss == "mean":
+        return dm_poison_loss(target, poisons), None
+    if context is None:
+        raise ValueError(f"the {cfg.loss!r} loss needs the clean images of the poisons' class "
+                         "(problem.context); dm_poison builds them.")
+    n = poisons.shape[1] + context.shape[1]
+    k = MeanEstimatorConfig("calibrated", rate=problem.eps_p,
+                            power_iterations=cfg.power_iterations).drop_count(n)
+    if cfg.loss == "through":
+        return through_poison_loss(target, poisons, context, k, cfg.power_iterations)
+    with torch.no_grad():  # diagnostics only: what the defender's calibration would keep
+        _, kept = through_poison_loss(target, poisons, context, k, cfg.power_iterations)
+    loss = dm_poison_loss(target, poisons) + cfg.spread_weight * spread_penalty(
+        poisons, context, cfg.power_iterations)
+    return loss, kept
 
 
 def craft_dm_poisons(problem: _Problem, cfg: DMPoisonConfig, generator: torch.Generator,
                      device: torch.device, quiet: bool | None = None) -> dict[str, Tensor]:
     """Alg. 2 with all ``R`` restarts batched: returns the best restart's ``delta`` ``(P, C, H, W)``
-    (quantised to 1/255), every restart's final score, and the mean Eq. 5 loss per step."""
+    (quantised to 1/255), every restart's final score, and the mean loss per step (Eq. 5, or the
+    adaptive loss ``cfg.loss``: :func:`attack_loss`; with a context, ``kept``: the mean share of
+    poisons RDM-DC's calibration keeps, per step)."""
     restarts, clean = cfg.restarts, problem.clean
     delta = (torch.rand((restarts, *clean.shape), generator=generator) * 2 - 1).to(device) * cfg.eps
     delta = project(delta, clean, cfg.eps).requires_grad_(True)
     optimizer = torch.optim.Adam([delta], lr=cfg.step_size)
-    curve = torch.zeros(cfg.steps)
+    curve, kept = torch.zeros(cfg.steps), torch.full((cfg.steps,), float("nan"))
     for step in progress(range(cfg.steps), desc=f"DM poisoning ({restarts} restarts)", quiet=quiet):
         net = problem.fresh_net(generator, device)
-        target_feats, poison_feats = problem.embed_pair(net, delta, generator)
-        losses = dm_poison_loss(target_feats, poison_feats)
+        losses, kept_now = attack_loss(problem, cfg, net, delta, generator)
         optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()   # restarts are independent: the sum's gradient is each one's
         delta.grad.sign_()        # signed Adam (Geiping et al.): Adam on the gradient's sign
@@ -195,20 +312,25 @@ def craft_dm_poisons(problem: _Problem, cfg: DMPoisonConfig, generator: torch.Ge
         with torch.no_grad():
             delta.copy_(project(delta, clean, cfg.eps))
         curve[step] = float(losses.detach().mean())
+        if kept_now is not None:
+            kept[step] = float(kept_now.mean())
     delta = quantise(clean + delta.detach()) - clean  # what the stored 8-bit image will hold
-    scores = score_restarts(problem, delta, cfg.score_nets, generator, device)
+    scores = score_restarts(problem, delta, cfg.score_nets, generator, device, cfg)
     best = int(scores.argmin())
-    return {"delta": delta[best].cpu(), "scores": scores.cpu(), "curve": curve, "best": best}
+    out = {"delta": delta[best].cpu(), "scores": scores.cpu(), "curve": curve, "best": best}
+    return out if problem.context is None else out | {"kept": kept}
 
 
 @torch.no_grad()
 def score_restarts(problem: _Problem, delta: Tensor, nets: int, generator: torch.Generator,
-                   device: torch.device) -> Tensor:
-    """Eq. 5 of every restart ``(R,)``, averaged over ``nets`` fresh networks and DSA draws."""
+                   device: torch.device, cfg: DMPoisonConfig | None = None) -> Tensor:
+    """The attack's loss (Eq. 5 when ``cfg`` is None) of every restart ``(R,)``, averaged over
+    ``nets`` fresh networks and DSA draws."""
+    cfg = DMPoisonConfig() if cfg is None else cfg
     total = torch.zeros(delta.shape[0], device=device)
     for _ in range(nets):
         net = problem.fresh_net(generator, device)
-        total += dm_poison_loss(*problem.embed_pair(net, delta, generator))
+        total += attack_loss(problem, cfg, net, delta, generator)[0]
     return total / nets
 
 
@@ -229,6 +351,7 @@ class PoisonResult:
     scores: Tensor          # Eq. 5 of every restart (empty for the direct attack)
     curve: Tensor           # mean Eq. 5 loss per step (empty for the direct attack)
     seconds: float
+    kept: Tensor = dataclasses.field(default_factory=lambda: torch.empty(0))  # adaptive: poisons kept per step
 
 
 def _crafting_setup(attack: str, real: ImageData, test: ImageData, target: Target, cfg: Any,
@@ -250,14 +373,22 @@ def dm_poison(real: ImageData, test: ImageData, target: Target, cfg: DMPoisonCon
     """DM poisoning (Alg. 2) of ``real`` against ``target``; the crafted perturbation is cached."""
     rows, parts = _crafting_setup("dm_poison", real, test, target, cfg, net_cfg, aug_cfg, seed)
     dev = resolve_device(device)
+    others, eps_p = None, 0.0
+    if cfg.loss != "mean":  # the adaptive attacker sees the poisons' class as the defender does
+        others = class_rows(real, target.adv_label, exclude=rows)
+        eps_p = rows.numel() / (rows.numel() + others.numel())
+        # the defender's k = ceil(3 eps_p N) must leave rows: fail before crafting
+        MeanEstimatorConfig("calibrated", rate=eps_p, power_iterations=cfg.power_iterations).drop_count(
+            rows.numel() + others.numel())
 
     def compute() -> dict[str, Any]:
         start = time.perf_counter()
+        context = None if others is None else to_pixels(real.images[others], real.mean, real.std).to(dev)
         problem = _Problem(
             clean=to_pixels(real.images[rows], real.mean, real.std).to(dev),
             target=to_pixels(test.images[target.index], test.mean, test.std).to(dev),
             mean=real.mean, std=real.std, net_cfg=net_cfg, num_classes=real.num_classes,
-            aug=DSA(aug_cfg, flip=real.flip_ok) if cfg.dsa else None)
+            aug=DSA(aug_cfg, flip=real.flip_ok) if cfg.dsa else None, context=context, eps_p=eps_p)
         out = craft_dm_poisons(problem, cfg, make_generator(seed), dev, quiet)
         return out | {"seconds": time.perf_counter() - start}
 
@@ -265,7 +396,16 @@ def dm_poison(real: ImageData, test: ImageData, target: Target, cfg: DMPoisonCon
                      enabled=cache)
     data = derive("perturb", real, PerturbConfig(eps=cfg.eps), seed=seed, cache=cache, index=rows,
                   delta=crafted["delta"])
-    return PoisonResult(data, target, rows, crafted["scores"], crafted["curve"], crafted["seconds"])
+    return PoisonResult(data, target, rows, crafted["scores"], crafted["curve"], crafted["seconds"],
+                        crafted.get("kept", torch.empty(0)))
+
+
+def class_rows(real: ImageData, label: int, exclude: Tensor | None = None) -> Tensor:
+    """The rows of class ``label`` in ``real`` (int64, sorted), without those in ``exclude``."""
+    rows = torch.nonzero(real.labels.cpu() == label).flatten()
+    if exclude is not None:
+        rows = rows[~torch.isin(rows, exclude.cpu())]
+    return rows
 
 
 def direct_poison(real: ImageData, test: ImageData, target: Target, rate: float = 0.01, *,
@@ -382,6 +522,7 @@ def gm_poison(real: ImageData, test: ImageData, target: Target, cfg: GMPoisonCon
 
 
 __all__ = [
+    "POISON_LOSSES", "attack_loss", "class_rows", "spread_penalty", "through_poison_loss", "top_direction_scores",
     "DMPoisonConfig", "GMPoisonConfig", "craft_gm_poisons", "gm_poison", "gm_poison_loss", "PoisonResult", "Target", "check_target", "craft_dm_poisons", "direct_poison",
     "dm_poison", "dm_poison_loss", "pick_target", "poison_rows", "project", "score_restarts",
 ]

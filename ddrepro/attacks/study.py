@@ -22,6 +22,7 @@ from ..data import ImageData
 from ..evaluate import evaluate
 from ..robust import MeanEstimatorConfig
 from .poison import DMPoisonConfig, PoisonResult, Target, direct_poison, dm_poison
+from .untargeted import UntargetedPoisonConfig, untargeted_poison
 
 # Defense name -> (condenser, mean estimator name); "rdm" is RDM-DC (Alg. 3).
 DEFENSES = {"dm": ("dm", "mean"), "rdm": ("rdm", "calibrated"), "median": ("dm", "median"),
@@ -84,7 +85,8 @@ def poison_cell(*, real: ImageData, test: ImageData, target: Target, attack: str
             "adv_label": target.adv_label, "run": run, "eps_p": eps_p, "accs": result.accs,
             "predicted": predicted, "success": predicted == target.adv_label,
             "adv_prob": logits.softmax(-1)[:, target.adv_label],
-            "poison_seconds": poisoned.seconds, "condense_seconds": syn.meta["seconds"]}
+            "poison_seconds": poisoned.seconds, "condense_seconds": syn.meta["seconds"],
+            "loss": attack_cfg.loss if attack == "dm_poison" else "none", "kept": poisoned.kept}
 
 
 def sweep_points(eps_values: tuple[float, ...], steps_values: tuple[int, ...], base_eps: float,
@@ -130,5 +132,25 @@ def clean_cell(*, real: ImageData, test: ImageData, targets: list[Target], defen
             "condense_seconds": syn.meta["seconds"]}
 
 
+def untargeted_cell(*, real: ImageData, test: ImageData, targets: list[Target], defense: str,
+                    attack_cfg: UntargetedPoisonConfig, dm_cfg: DMConfig, ipc: int, run: int,
+                    power_iterations: int, net_cfg: NetConfig, aug_cfg: AugConfig, eval_cfg: EvalConfig,
+                    seed: int, device: Any, quiet: bool | None, init: str = "noise") -> dict[str, Any]:
+    """Untargeted poisoning (``ddrepro.attacks.untargeted``, seed ``seed``), then :func:`clean_cell`
+    on the poisoned set: the victim's test accuracy under ``defense``.
+
+    Every class holds ``attack_cfg.rate`` poisons, so the defender's eps_p is that rate (not a
+    class share as for the targeted attack); the clean reference of the same defender is
+    ``clean_cell`` with ``eps_p = attack_cfg.rate``.
+    """
+    poisoned = untargeted_poison(real, attack_cfg, net_cfg=net_cfg, aug_cfg=aug_cfg, seed=seed,
+                                 device=device, quiet=quiet)
+    out = clean_cell(real=poisoned.data, test=test, targets=targets, defense=defense, eps_p=attack_cfg.rate,
+                     dm_cfg=dm_cfg, ipc=ipc, run=run, power_iterations=power_iterations, net_cfg=net_cfg,
+                     aug_cfg=aug_cfg, eval_cfg=eval_cfg, device=device, quiet=quiet, init=init)
+    return out | {"attack": "untargeted", "rate": attack_cfg.rate, "poisons": int(poisoned.rows.numel()),
+                  "poison_seconds": poisoned.seconds, "curves": poisoned.curves}
+
+
 __all__ = ["ATTACKS", "DEFENSES", "class_rate", "clean_cell", "defense_config", "make_poisons",
-           "poison_cell", "sweep_points"]
+           "poison_cell", "sweep_points", "untargeted_cell"]
