@@ -165,6 +165,7 @@ _CPU = Profile(
     # calibrates the rest of its section when it is written.
     # Chapter 2 (book/02_privacy/claims.md): |T| = 500 per class as the issue states; the
     # syntheses and victims shortened so the notebook stays within 15 minutes on 2 cores.
+    # Measured cold, one thread (2026-12-04): grid 542 s + notebook 94 s of CPU, 10.6 min.
     privacy=PrivacyConfig(members_per_class=500, mia_preparations=3, mia_n=500, shadows=16,
                           kip_shadows=16, other_r_ipcs=(0.01,), dm_steps=40, dsa_steps=10,
                           eval_epochs=30, lira_targets=2, lira_probes_per_class=100,
@@ -183,7 +184,8 @@ _CPU = Profile(
     # attack_and_defense: 3 clean + 8 targets x direct {DM, RDM-DC} + 2 x DM poisoning
     # {DM, RDM-DC} + Median on target 0 (both attacks) = 25 cells;
     # poison_sweep (at 1 %): 1 clean + 2 targets x (eps {16, 64, 128}/255 at T = 100, T {30, 300} at
-    # 64/255, direct vs DM and RDM-DC) = 15 cells (the attack at T = 300 adds ~20 s a target).
+    # 64/255, direct vs DM and RDM-DC) = 15 cells (the attack at T = 300 adds ~20 s a target);
+    # the page cold, one thread (2026-12-04): 1132 s of CPU, over 15 min on one core.
     # beyond (ours): 2 clean + 2 targets x (DM poisoning vs DM and RDM-DC, the "through" and "spread"
     # attacks vs RDM-DC) at table_rate + untargeted at 1 and 10 % vs DM and RDM-DC + RDM-DC's clean
     # reference at both rates = 16 cells, 6 of them attack_and_defense's (clean, DM poisoning).
@@ -201,14 +203,18 @@ _CPU = Profile(
     # 20, 78.9 % at 50; book/04_bias/cmnist), so it runs at 95 and 100 % only, the two ratios
     # the paper's claims are about. Cold, one thread, load ~4.5: a DM cell ~50 s + its
     # evaluation ~33 s, a DSA cell ~220 s, a full-set control ~280 s; with the control at 0 %
-    # too the cmnist page took > 20 min of one core, over the budget.
+    # too the cmnist page took > 20 min of one core, over the budget. Without it, cold on 2 idle
+    # cores (2 threads, 2026-12-04): 13m02s wall; then, one thread, shortcut 319 s and debiased
+    # 682 s of CPU.
     bias=BiasConfig(ipc=10, severities=(3, 4), repeats=3, dsa_ratios=(80.0, 95.0), dc_ratios=(),
                     full_epochs=50, full_models=1, full_ratios=(95.0, 100.0),
                     debias_ratios=(80.0, 95.0), debias_methods=("dm",)),
     # Chapter 5: a 2-epoch expert (40 updates, 10 checkpoints), 80 EAD steps on batches of 32
     # real and 20 synthetic images at 3 checkpoints (a step's double backward through the
     # synthetic batch dominates: ~0.5 s for 20 images at t_m=3, 9 s for 100 at t_m=5 on a
-    # loaded 2-core CPU), the estimator study on 200 (G, A) pairs of 8x8 digits.
+    # loaded 2-core CPU), the estimator study on 200 (G, A) pairs of 8x8 digits. Measured cold
+    # with Chapter 1's cache warm, one thread (2026-12-04, CPU s): ead 386 and ead_ablations 545
+    # (run side by side on one cache), estimator 124, ead_privacy 210.
     # lr_img = lr_label = 0.003: the best of (0.003, 0.01, 0.03) on the validation split of
     # book/05_effect_alignment/ead_ablations.md (MNIST IPC 1: 62.9, 61.4, 57.1 %).
     ead=EADConfig(expert_epochs=2, checkpoint_every=4, t_m=3, steps=80, lr_img=0.003,
@@ -220,7 +226,8 @@ _CPU = Profile(
     # LiRA synthesis 20-35 s (shared with `claims`), a baseline size 75-190 s (20 per class:
     # 290 s, dropped: it only brackets DM's accuracy from above, as 10 already does), a DP-SGD
     # run ~40 s, a canary synthesis ~19 s, the canary models on T 216 s; the notebook on a
-    # warm cache 140 s. About 13 min of CPU time in all (estimate: not measured on idle cores).
+    # warm cache 140 s. Measured cold, one thread (2026-12-04): grid 619 s + notebook 92 s of
+    # CPU, 11.9 min (in a book build its LiRA syntheses come from claims' cache).
     critique=CritiqueStudyConfig(val_per_class=100, baseline_per_class=(1, 2, 5, 10),
                                  ci_repeats=10, dp_per_class=100, dp_epochs=10, dp_batch=128,
                                  canaries=40, canary_pool_per_class=100, canary_shadows=8,
@@ -228,7 +235,7 @@ _CPU = Profile(
     # Chapter 2, generators: an MLP cGAN of 3,000 steps (59.8 % at 10 images per class in the
     # page's cpu run; a first version without batch norm and a projection critic gave 28 % at
     # the same size), DP-MERF with 1,000 features fitted 1,000 steps; the whole page took
-    # 285 s of CPU on one thread, cold (book/02_privacy/generators).
+    # 285-315 s of CPU on one thread, cold (book/02_privacy/generators).
     generators=GeneratorStudyConfig(cgan_steps=3000, merf_features=1000, merf_steps=1000,
                                     merf_batch=200, leak_samples=500, leak_queries=500),
     # MTT on the same expert buffer as EAD (same four expert fields: one cached artifact), 100
