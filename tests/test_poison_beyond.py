@@ -8,10 +8,8 @@ import dataclasses
 import pytest
 import torch
 
-from ddrepro.attacks.poison import (
-    DMPoisonConfig, _Problem, attack_loss, dm_poison, dm_poison_loss, pick_target, spread_penalty,
-    through_poison_loss, top_direction_scores,
-)
+from ddrepro.attacks.adaptive import spread_penalty, through_poison_loss, top_direction_scores
+from ddrepro.attacks.poison import DMPoisonConfig, _Problem, attack_loss, dm_poison, dm_poison_loss, pick_target
 from ddrepro.attacks.study import untargeted_cell
 from ddrepro.attacks.untargeted import UntargetedPoisonConfig, untargeted_poison, untargeted_rows
 from ddrepro.config import AugConfig, DMConfig, EvalConfig

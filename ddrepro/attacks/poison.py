@@ -38,9 +38,10 @@ from ..data import ImageData, PerturbConfig, derive
 from ..functional import ce_gradients
 from ..nets import build_net
 from ..pixels import from_pixels, quantise, to_pixels
-from ..robust import MeanEstimatorConfig, calibrated_mean, power_method
+from ..robust import MeanEstimatorConfig
 from ..runtime import make_generator, progress, resolve_device
 from ..train import train_models
+from .adaptive import spread_penalty, through_poison_loss
 
 # -- the threat model ------------------------------------------------------------
 
@@ -164,49 +165,6 @@ class DMPoisonConfig(CraftingConfig):
 def dm_poison_loss(target_feats: Tensor, poison_feats: Tensor) -> Tensor:
     """Eq. 5 per restart: ``|| Phi(x_t) - mean_p Phi(x_p + delta_p) ||^2``; ``(R, d)``, ``(R, P, d)`` -> ``(R,)``."""
     return (target_feats - poison_feats.mean(1)).pow(2).sum(-1)
-
-
-def through_poison_loss(target_feats: Tensor, poison_feats: Tensor, context_feats: Tensor, k: int,
-                        iterations: int) -> tuple[Tensor, Tensor]:
-    """Eq. 5 through RDM-DC's calibrated mean (ours): ``|| Phi(x_t) - cmean_k(poisons + context) ||^2``.
-
-    ``target_feats`` ``(R, d)``, ``poison_feats`` ``(R, P, d)``, ``context_feats`` ``(R, m, d)``
-    (the clean images of the poisons' class, under the restart's DSA draw); ``cmean_k`` is
-    :func:`ddrepro.robust.calibrated_mean` (Alg. 4, power method of Alg. 5) dropping ``k`` of the
-    ``P + m`` rows. Returns the losses ``(R,)`` and the share of poisons the calibration kept ``(R,)``.
-
-    Gradients: the ranking (power method, argsort) is piecewise constant, so it passes none; the
-    mean of the kept rows does. A poison dropped at a step gets no gradient from that step (signed
-    Adam's momentum still moves it by earlier steps'); only kept poisons are pulled towards the
-    target, and the sum over restarts and steps decides which get through. With ``k = 0`` and no
-    context the loss is Eq. 5.
-    """
-    batch = torch.cat([poison_feats, context_feats], 1)
-    losses = torch.stack([(target - calibrated_mean(feats, k, iterations)).pow(2).sum()
-                          for target, feats in zip(target_feats, batch)])
-    with torch.no_grad():  # the same ranking as calibrated_mean's, to count the poisons it keeps
-        scores = top_direction_scores(poison_feats, context_feats, iterations, all_rows=True).abs()
-        keep = scores.argsort(1)[:, : batch.shape[1] - k]
-        kept = (keep < poison_feats.shape[1]).sum(1) / poison_feats.shape[1]
-    return losses, kept.float()
-
-
-def top_direction_scores(poison_feats: Tensor, context_feats: Tensor, iterations: int,
-                         all_rows: bool = False) -> Tensor:
-    """The poisons' scores ``<phi_p - mean, v>`` ``(R, P)`` on the top direction ``v`` of the batch
-    (poisons and context), as Alg. 4 scores them (``all_rows``: every row's, ``(R, P + m)``);
-    ``v`` is a constant (no gradient through the power method), the batch mean is not."""
-    feats = torch.cat([poison_feats, context_feats], 1)
-    centre = feats.mean(1, keepdim=True)
-    detached = (feats - centre).detach()
-    v = torch.stack([power_method(rows, iterations) for rows in detached])   # (R, d)
-    return ((feats if all_rows else poison_feats) - centre).mul(v[:, None]).sum(-1)
-
-
-def spread_penalty(poison_feats: Tensor, context_feats: Tensor, iterations: int) -> Tensor:
-    """``mean_p <phi_p - mean, v>^2`` per restart ``(R,)`` (ours): the poisons' mean squared score
-    on the batch's top direction, which the ``"spread"`` loss adds to Eq. 5 so no poison scores high."""
-    return top_direction_scores(poison_feats, context_feats, iterations).pow(2).mean(1)
 
 
 def project(delta: Tensor, clean: Tensor, eps: float) -> Tensor:
@@ -522,7 +480,7 @@ def gm_poison(real: ImageData, test: ImageData, target: Target, cfg: GMPoisonCon
 
 
 __all__ = [
-    "POISON_LOSSES", "attack_loss", "class_rows", "spread_penalty", "through_poison_loss", "top_direction_scores",
+    "POISON_LOSSES", "attack_loss", "class_rows",
     "DMPoisonConfig", "GMPoisonConfig", "craft_gm_poisons", "gm_poison", "gm_poison_loss", "PoisonResult", "Target", "check_target", "craft_dm_poisons", "direct_poison",
     "dm_poison", "dm_poison_loss", "pick_target", "poison_rows", "project", "score_restarts",
 ]
