@@ -75,7 +75,8 @@ class PoisonConfig:
     ``attack_lr`` (paper: 1/255); the paper gives no iteration or restart
     counts, so ``attack_steps`` and ``restarts`` are ours (the values of
     Geiping et al.'s Witches' Brew, which the paper's gradient-matching attack
-    follows); gradient matching uses ``pretrained`` clean models (paper: 16).
+    follows); gradient matching uses ``pretrained`` clean models (paper: 16), trained for up
+    to ``pretrain_epochs`` (staggered; the paper gives no count: Witches' Brew's 40).
     Mean calibration: ``power_iterations`` of the power method (Alg. 5; "a few").
     Lemma 4.1 measured (ours): ``deviation_n`` planted Gaussian representations,
     averaged over ``deviation_trials`` draws. The sweep (ours; the paper gives no T and
@@ -103,6 +104,7 @@ class PoisonConfig:
     restarts: int = 8
     attack_lr: float = 1 / 255
     pretrained: int = 16
+    pretrain_epochs: int = 40
     power_iterations: int = 10
     dm_steps: int = 20_000
     batch_real: int = 256
@@ -137,7 +139,7 @@ class PoisonConfig:
                self, "sweep_steps", self.sweep_steps, "a non-empty tuple of integers >= 1")
         _check(0.0 < self.rate < 0.5, self, "rate", self.rate, "in (0, 0.5)")
         _positive(self, "ipc", "targets", "runs", "attack_steps", "restarts", "attack_lr",
-                  "pretrained", "power_iterations", "dm_steps", "batch_real", "victims",
+                  "pretrained", "pretrain_epochs", "power_iterations", "dm_steps", "batch_real", "victims",
                   "deviation_n", "deviation_trials")
         known = ("dm", "rdm", "median", "trimmed", "truncated")  # ddrepro.attacks.study.DEFENSES
         _check(len(self.defenses) > 0 and set(self.defenses) <= set(known), self, "defenses",

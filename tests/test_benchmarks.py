@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
     ["benchmarks/bench_shadows.py", "--quick", "--no-ray"],
     ["benchmarks/bench_mmd_scale.py", "--quick"],
     ["benchmarks/bench_ead_mtt_dm.py", "--quick"],
+    ["benchmarks/bench_poison_attacks.py", "--quick"],
 ])
 def test_benchmark_runs_and_reports(args):
     done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,

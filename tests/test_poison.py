@@ -119,7 +119,7 @@ def test_bad_input_is_a_clear_error():
 
 
 def test_gm_poison_loss_is_one_minus_the_cosine():
-    from ddrepro.attacks.poison import gm_poison_loss
+    from ddrepro.attacks.gradient_matching import gm_poison_loss
 
     a = [torch.tensor([1.0, 2.0]), torch.tensor([[3.0]])]
     assert float(gm_poison_loss(a, a)) == pytest.approx(0.0, abs=1e-6)
@@ -128,8 +128,38 @@ def test_gm_poison_loss_is_one_minus_the_cosine():
     assert float(gm_poison_loss(a, b)) == pytest.approx(1.0)
 
 
+def test_pretrained_networks_are_staggered_over_the_epochs():
+    from ddrepro.attacks.gradient_matching import GMPoisonConfig, pretrain_epochs_of, pretrain_models
+    from ddrepro.config import EvalConfig
+    from ddrepro.train import train_models
+
+    # ceil((k + 1) E / K): spread over 1..E, the last network fully trained
+    assert pretrain_epochs_of(16, 40) == [3, 5, 8, 10, 13, 15, 18, 20, 23, 25, 28, 30, 33, 35, 38, 40]
+    assert pretrain_epochs_of(4, 8) == [2, 4, 6, 8]
+    assert pretrain_epochs_of(3, 2) == [1, 2, 2]
+    real = pixel_data(n_per_class=80)  # 320 images: two updates a pass at batch 256
+    cfg = GMPoisonConfig(pretrained=2, pretrain_epochs=2)
+    nets = pretrain_models(real, cfg, TINY_NET, seed=0, device=torch.device("cpu"), quiet=True)
+
+    def same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+        sa, sb = a.state_dict(), b.state_dict()
+        return all(torch.allclose(sa[name], sb[name], atol=1e-6) for name in sb)
+
+    # the same two networks on the same 2-epoch schedule; network 0 is read after epoch 1 of it
+    # (the schedule's own point, its step size not yet decayed), network 1 at the end
+    recipe = EvalConfig(epochs=2, n_models=2, augment="none")
+    full = train_models(real.images, real.labels, net_cfg=TINY_NET, num_classes=real.num_classes,
+                        eval_cfg=recipe, seed=0, device="cpu", quiet=True, record_every=1)
+    per_epoch = (len(full.trajectory) - 1) // 2  # a checkpoint per update after step 0's
+    assert per_epoch == 2
+    assert same(nets[0], full.module_at(per_epoch, 0))
+    assert same(nets[1], full.module(1))
+    assert not same(nets[0], full.module(0))
+    assert all(p.requires_grad for p in nets[0].parameters())  # Eq. 4 differentiates w.r.t. them
+
+
 def test_gradient_matching_poisoning_aligns_the_gradients_within_budget():
-    from ddrepro.attacks.poison import GMPoisonConfig, gm_poison
+    from ddrepro.attacks.gradient_matching import GMPoisonConfig, gm_poison
 
     real, test = pixel_data(), pixel_data(seed=1, split="test")
     target = pick_target(test, seed=0)

@@ -17,6 +17,8 @@ synthetic set labels ``x_t`` as ``y_adv``.
 
 Both return the poisoned set as a derived data set (``derive("perturb", ...)``,
 attr ``poisoned``); the crafted perturbations are a cached artifact.
+Gradient-matching poisoning (Alg. 1) shares this module's problem, projection
+and setup; it lives in :mod:`ddrepro.attacks.gradient_matching`.
 """
 
 from __future__ import annotations
@@ -32,15 +34,13 @@ from torch import Tensor
 
 from ..artifacts import cached, tensor_digest
 from ..augment import DSA, siamese_augment
-from ..config import AugConfig, EvalConfig, NetConfig, _check
+from ..config import AugConfig, NetConfig, _check
 from ..condense.dm import embed_by_class
 from ..data import ImageData, PerturbConfig, derive
-from ..functional import ce_gradients
 from ..nets import build_net
 from ..pixels import from_pixels, quantise, to_pixels
 from ..robust import MeanEstimatorConfig
 from ..runtime import make_generator, progress, resolve_device
-from ..train import train_models
 from .adaptive import spread_penalty, through_poison_loss
 
 # -- the threat model ------------------------------------------------------------
@@ -310,6 +310,7 @@ class PoisonResult:
     curve: Tensor           # mean Eq. 5 loss per step (empty for the direct attack)
     seconds: float
     kept: Tensor = dataclasses.field(default_factory=lambda: torch.empty(0))  # adaptive: poisons kept per step
+    pretrain_seconds: float = 0.0  # gradient matching: training its clean networks (within ``seconds``)
 
 
 def _crafting_setup(attack: str, real: ImageData, test: ImageData, target: Target, cfg: Any,
@@ -378,109 +379,8 @@ def direct_poison(real: ImageData, test: ImageData, target: Target, rate: float 
     return PoisonResult(data, target, rows, torch.empty(0), torch.empty(0), 0.0)
 
 
-# -- gradient-matching poisoning (Alg. 1, Witches' Brew) ----------------------------
-
-@dataclass(frozen=True)
-class GMPoisonConfig(CraftingConfig):
-    """Gradient-matching poisoning, Alg. 1 (Geiping et al. 2021). ``eps``, ``rate``, ``steps`` T,
-    ``restarts`` R, ``step_size`` and ``dsa`` as :class:`DMPoisonConfig`; ``pretrained`` clean
-    networks (paper: 16) trained for ``pretrain_epochs`` on the clean training set, cycled through
-    one per step."""
-
-    pretrained: int = 16
-    pretrain_epochs: int = 40
-
-    def __post_init__(self) -> None:
-        _check_attack_config(self, ("steps", "restarts", "pretrained", "pretrain_epochs"))
-
-
-def gm_poison_loss(target_grads: list[Tensor], poison_grads: list[Tensor]) -> Tensor:
-    """Eq. 4: ``1 - cos(grad l(x_t, y_adv), grad sum_p l(x_p + delta_p, y_adv))`` over all parameters.
-
-    (The mean loss's gradient has the direction of the sum's, so either may be passed.)
-    """
-    dot = sum((a * b).sum() for a, b in zip(target_grads, poison_grads))
-    norm_t = torch.sqrt(sum(a.pow(2).sum() for a in target_grads))
-    norm_p = torch.sqrt(sum(b.pow(2).sum() for b in poison_grads))
-    return 1 - dot / (norm_t * norm_p).clamp_min(1e-12)
-
-
-def craft_gm_poisons(problem: _Problem, models: list[torch.nn.Module], adv_label: int,
-                     cfg: GMPoisonConfig, generator: torch.Generator, device: torch.device,
-                     quiet: bool | None = None) -> dict[str, Tensor]:
-    """Alg. 1: per restart, ``steps`` signed-Adam steps on Eq. 4, one pretrained model per step
-    (cycled), a fresh DSA draw on the poisons; the restart with the lowest Eq. 4 averaged over
-    all models (no augmentation) is kept, quantised to 1/255."""
-    clean = problem.clean
-    target = from_pixels(problem.target, problem.mean, problem.std)[None]
-    adv = torch.full((1,), adv_label, dtype=torch.int64, device=device)
-    adv_poisons = adv.expand(clean.shape[0])
-    target_grads = [[g.detach() for g in ce_gradients(net, target, adv, create_graph=False)] for net in models]
-
-    def loss_on(k: int, delta: Tensor, augment: bool) -> Tensor:
-        poisons = from_pixels(clean + delta, problem.mean, problem.std)
-        if augment and problem.aug is not None:
-            poisons = problem.aug(poisons, generator)
-        grads = ce_gradients(models[k], poisons, adv_poisons, create_graph=True)
-        return gm_poison_loss(target_grads[k], grads)
-
-    deltas, scores = [], []
-    curve = torch.zeros(cfg.steps)
-    for _ in range(cfg.restarts):
-        delta = (torch.rand(clean.shape, generator=generator) * 2 - 1).to(device) * cfg.eps
-        delta = project(delta, clean, cfg.eps).requires_grad_(True)
-        optimizer = torch.optim.Adam([delta], lr=cfg.step_size)
-        for step in progress(range(cfg.steps), desc="gradient-matching poisoning", quiet=quiet):
-            loss = loss_on(step % len(models), delta, augment=True)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            delta.grad.sign_()
-            optimizer.step()
-            with torch.no_grad():
-                delta.copy_(project(delta, clean, cfg.eps))
-            curve[step] += float(loss.detach()) / cfg.restarts
-        final = quantise(clean + delta.detach()) - clean
-        with torch.enable_grad():
-            score = sum(float(loss_on(k, final, augment=False).detach()) for k in range(len(models))) / len(models)
-        deltas.append(final)
-        scores.append(score)
-    best = int(torch.tensor(scores).argmin())
-    return {"delta": deltas[best].cpu(), "scores": torch.tensor(scores), "curve": curve, "best": best}
-
-
-def gm_poison(real: ImageData, test: ImageData, target: Target, cfg: GMPoisonConfig = GMPoisonConfig(),
-              *, net_cfg: NetConfig = NetConfig(), aug_cfg: AugConfig = AugConfig(), seed: int = 0,
-              device: str | torch.device = "auto", quiet: bool | None = None,
-              cache: bool = True) -> PoisonResult:
-    """Gradient-matching poisoning (Alg. 1) of ``real`` against ``target``: pretrain ``cfg.pretrained``
-    clean networks, craft, cache; the poisoned set is a derived ``perturb`` set."""
-    rows, parts = _crafting_setup("gm_poison", real, test, target, cfg, net_cfg, aug_cfg, seed)
-    dev = resolve_device(device)
-
-    def compute() -> dict[str, Any]:
-        start = time.perf_counter()
-        trained = train_models(real.images, real.labels, net_cfg=net_cfg,
-                               eval_cfg=EvalConfig(epochs=cfg.pretrain_epochs, n_models=cfg.pretrained,
-                                                   augment="none"),
-                               num_classes=real.num_classes, seed=seed, device=dev, quiet=quiet)
-        models = [trained.module(k) for k in range(cfg.pretrained)]
-        problem = _Problem(
-            clean=to_pixels(real.images[rows], real.mean, real.std).to(dev),
-            target=to_pixels(test.images[target.index], test.mean, test.std).to(dev),
-            mean=real.mean, std=real.std, net_cfg=net_cfg, num_classes=real.num_classes,
-            aug=DSA(aug_cfg, flip=real.flip_ok) if cfg.dsa else None)
-        out = craft_gm_poisons(problem, models, target.adv_label, cfg, make_generator(seed), dev, quiet)
-        return out | {"seconds": time.perf_counter() - start}
-
-    crafted = cached("poison", parts, compute, code=(craft_gm_poisons, "ddrepro.attacks.poison"),
-                     enabled=cache)
-    data = derive("perturb", real, PerturbConfig(eps=cfg.eps), seed=seed, cache=cache, index=rows,
-                  delta=crafted["delta"])
-    return PoisonResult(data, target, rows, crafted["scores"], crafted["curve"], crafted["seconds"])
-
-
 __all__ = [
-    "POISON_LOSSES", "attack_loss", "class_rows",
-    "DMPoisonConfig", "GMPoisonConfig", "craft_gm_poisons", "gm_poison", "gm_poison_loss", "PoisonResult", "Target", "check_target", "craft_dm_poisons", "direct_poison",
-    "dm_poison", "dm_poison_loss", "pick_target", "poison_rows", "project", "score_restarts",
+    "CraftingConfig", "DMPoisonConfig", "POISON_LOSSES", "PoisonResult", "Target", "attack_loss",
+    "check_target", "class_rows", "craft_dm_poisons", "direct_poison", "dm_poison", "dm_poison_loss",
+    "pick_target", "poison_rows", "project", "score_restarts",
 ]
