@@ -240,6 +240,7 @@ def _poison_setup(prof: Profile, seed: int, device: str | torch.device, quiet: b
     ``rate``: the poisoning rate (None: ``prof.poison.rate``)."""
     import dataclasses
 
+    from .attacks.gradient_matching import GMPoisonConfig
     from .attacks.poison import DMPoisonConfig
     from .config import DMConfig
 
@@ -248,11 +249,15 @@ def _poison_setup(prof: Profile, seed: int, device: str | torch.device, quiet: b
     rate = study.rate if rate is None else rate
     attack_cfg = DMPoisonConfig(eps=study.eps[0], rate=rate, steps=study.attack_steps,
                                 restarts=study.restarts, step_size=study.attack_lr)
+    gm_cfg = GMPoisonConfig(eps=study.eps[0], rate=rate, steps=study.attack_steps, restarts=study.restarts,
+                            step_size=study.attack_lr, pretrained=study.pretrained,
+                            pretrain_epochs=study.pretrain_epochs)
     common = dict(real=real, test=test, dm_cfg=DMConfig(steps=study.dm_steps, batch_real=study.batch_real),
                   ipc=study.ipc, power_iterations=study.power_iterations, net_cfg=prof.net,
                   aug_cfg=prof.aug, eval_cfg=dataclasses.replace(prof.eval, n_models=study.victims),
                   device=device, quiet=quiet, init=study.init)
-    return {"targets": poison_targets(prof, test), "attack_cfg": attack_cfg, "common": common}
+    return {"targets": poison_targets(prof, test), "attack_cfg": attack_cfg, "gm_cfg": gm_cfg,
+            "common": common}
 
 
 def _clean_job(prof: Profile, setup: dict[str, Any], defense: str, run: int) -> Job:
@@ -271,10 +276,11 @@ def attack_and_defense(prof: Profile, *, seed: int, device: str | torch.device,
     """Chapter 3's table: one job per (target, attack, defense, run), each ``attacks.study.poison_cell``,
     and the no-attack reference per (defense, run), ``attacks.study.clean_cell``.
 
-    DM poisoning at the first ``eps`` on the first ``dm_poison_targets`` targets (None: all) and
-    the direct attack on the first ``direct_targets``, both at ``table_rate`` (None: ``rate``) and
-    against DM and RDM-DC, and against the baselines (every other defense of ``prof.poison``)
-    on the first ``baseline_targets`` targets. Job names: ``"t3/dm_poison/rdm/run0"``, ``"clean/rdm/run0"``. The target's seed is its
+    DM poisoning at the first ``eps`` on the first ``dm_poison_targets`` targets (None: all),
+    gradient-matching poisoning (Alg. 1) on the first ``gm_targets`` (None: all) and the direct
+    attack on the first ``direct_targets``, all at ``table_rate`` (None: ``rate``) and against DM
+    and RDM-DC; DM poisoning and the direct attack also against the baselines (every other
+    defense of ``prof.poison``) on the first ``baseline_targets`` targets. Job names: ``"t3/dm_poison/rdm/run0"``, ``"clean/rdm/run0"``. The target's seed is its
     number; ``seed`` picks the training subset and seeds the poisons (``seed + t``).
     The poisons' cache key holds no defense, so a target's defenses share one crafted set.
     """
@@ -284,14 +290,18 @@ def attack_and_defense(prof: Profile, *, seed: int, device: str | torch.device,
     setup = _poison_setup(prof, seed, device, quiet, rate=study.table_rate)
     jobs = [_clean_job(prof, setup, defense, run) for defense in study.defenses for run in range(study.runs)]
     crafted = study.targets if study.dm_poison_targets is None else study.dm_poison_targets
+    matched = study.targets if study.gm_targets is None else study.gm_targets
+    configs = {"dm_poison": setup["attack_cfg"], "direct": setup["attack_cfg"], "grad_match": setup["gm_cfg"]}
     for t, target in enumerate(setup["targets"]):
         defenses = [d for d in study.defenses if d in ("dm", "rdm") or t < study.baseline_targets]
         cells = [("dm_poison", defense) for defense in defenses if t < crafted]
+        # Table 3 runs gradient matching against DM and RDM-DC only
+        cells += [("grad_match", defense) for defense in defenses if defense in ("dm", "rdm") and t < matched]
         cells += [("direct", defense) for defense in defenses if t < study.direct_targets]
         for attack, defense in cells:
             for run in range(study.runs):
                 kwargs = dict(setup["common"], target=target, attack=attack, defense=defense,
-                              attack_cfg=setup["attack_cfg"], run=run, seed=seed + t)
+                              attack_cfg=configs[attack], run=run, seed=seed + t)
                 jobs.append(Job(poison_cell, kwargs, name=f"t{t}/{attack}/{defense}/run{run}"))
     return jobs
 

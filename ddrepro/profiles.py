@@ -116,7 +116,8 @@ _SMOKE = Profile(
                           control_per_class=4, control_epochs=1, theory_per_class=20,
                           theory_width=8, theory_steps=5),
     poison=PoisonConfig(dataset="fashion_mnist", ipc=2, targets=1, runs=1, attack_steps=2,
-                        restarts=1, pretrained=1, pretrain_epochs=1, power_iterations=2, dm_steps=2, batch_real=8,
+                        restarts=1, pretrained=1, pretrain_epochs=1, gm_targets=1, power_iterations=2,
+                        dm_steps=2, batch_real=8,
                         direct_targets=1, defenses=("dm", "median", "rdm"), deviation_n=2000,
                         deviation_trials=2, baseline_targets=1, sweep_targets=1, sweep_eps=(16 / 255, 64 / 255),
                         sweep_steps=(1, 2), adaptive_targets=1, untargeted_rates=(0.05, 0.1),
@@ -196,12 +197,12 @@ _CPU = Profile(
     # Measured cells (1 thread, nice 19, load 5-6 on 2 cores, CPU seconds): clean DM 69, clean
     # RDM-DC 57, DM poisoning vs DM 82 (crafting 40) and vs RDM-DC 56, "through" vs RDM-DC 129
     # (crafting 99: the whole class of 500 goes through the network per step), "spread" 131 (75).
-    # Gradient matching is not run in a page at cpu (its 16 networks of 40 epochs are the paper
-    # profile's); 4 networks of <= 8 epochs size benchmarks/bench_poison_attacks.py here.
+    # Gradient matching is not run in a page at cpu (gm_targets = 0: its 16 networks of 40 epochs
+    # are the paper profile's); 4 networks of <= 8 epochs size benchmarks/bench_poison_attacks.py.
     poison=PoisonConfig(dataset="fashion_mnist", ipc=10, targets=8, runs=1, attack_steps=100,
                         restarts=2, dm_steps=300, batch_real=32, victims=1,
                         defenses=("dm", "median", "rdm"), baseline_targets=1, direct_targets=8,
-                        table_rate=0.03, dm_poison_targets=0,
+                        table_rate=0.03, dm_poison_targets=0, gm_targets=0,
                         sweep_targets=2, sweep_eps=(16 / 255, 64 / 255, 128 / 255),
                         sweep_steps=(30, 100, 300), adaptive_targets=2, untargeted_rates=(0.01, 0.1),
                         pretrained=4, pretrain_epochs=8),

@@ -86,8 +86,8 @@ class PoisonConfig:
     from Gaussian "noise" (the paper's protocol) or from "real" images of the poisoned set
     (Sec. 5.1 calls that vulnerable). The attack-and-defense table (ours, where ``rate`` does
     not bite): ``table_rate`` replaces ``rate`` there (None: ``rate``), DM poisoning runs on the
-    first ``dm_poison_targets`` targets (None: all), and the baselines join the direct attack
-    on the first ``baseline_targets`` too. Beyond the paper (book/03_poisoning/beyond.md): the
+    first ``dm_poison_targets`` targets (None: all), gradient matching on the first ``gm_targets``
+    (None: all), and the baselines join the attacks on the first ``baseline_targets`` too. Beyond the paper (book/03_poisoning/beyond.md): the
     first ``adaptive_targets`` targets get the adaptive attacks ``adaptive_losses`` ("through"
     RDM-DC's calibrated mean, "spread" with penalty weight ``spread_weight``) at ``table_rate``;
     untargeted DM poisoning at every rate of ``untargeted_rates`` (of every class), its anchors
@@ -120,6 +120,7 @@ class PoisonConfig:
     init: str = "noise"
     table_rate: float | None = None
     dm_poison_targets: int | None = None
+    gm_targets: int | None = None
     adaptive_targets: int = 5
     adaptive_losses: tuple[str, ...] = ("through", "spread")
     spread_weight: float = 1.0
@@ -130,8 +131,10 @@ class PoisonConfig:
         _check(self.init in ("noise", "real"), self, "init", self.init, '"noise" or "real"')
         _check(self.table_rate is None or 0.0 < self.table_rate < 0.5, self, "table_rate", self.table_rate,
                "None (use rate) or in (0, 0.5)")
-        _check(self.dm_poison_targets is None or 0 <= self.dm_poison_targets <= self.targets, self,
-               "dm_poison_targets", self.dm_poison_targets, "None (every target) or in [0, targets]")
+        for name in ("dm_poison_targets", "gm_targets"):
+            value = getattr(self, name)
+            _check(value is None or 0 <= value <= self.targets, self, name, value,
+                   "None (every target) or in [0, targets]")
         _fractions(self, "eps", self.eps, 0.0, 1.0, closed_high=True)
         _fractions(self, "sweep_eps", self.sweep_eps, 0.0, 1.0, closed_high=True)
         _check(len(self.sweep_steps) > 0 and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1

@@ -85,12 +85,14 @@ def test_idx_header_errors(blob, words):
 # ---------------------------------------------------------------- catalog and table
 
 def test_catalog_and_sources_agree():
-    assert set(data.names()) == set(SOURCES) == {"mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "digits"}
+    assert set(data.names()) == set(SOURCES) == {"mnist", "fashion_mnist", "cifar10", "cifar100", "svhn",
+                                                 "tiny_imagenet", "digits"}
     for name in data.names():
         meta = data.info(name)
         assert len(meta.mean) == len(meta.std) == meta.shape[0]
         assert len(set(meta.classes)) == meta.num_classes
     assert data.info("cifar100").num_classes == 100
+    assert data.info("Tiny-ImageNet").num_classes == 200 and data.info("tiny").shape == (3, 64, 64)
     assert list(data.info("cifar100").classes) == sorted(data.info("cifar100").classes)
     assert [data.info(n).flip_ok for n in ("mnist", "fashion_mnist", "cifar10", "svhn", "digits")] == \
         [False, True, True, False, False]
@@ -167,6 +169,58 @@ def test_missing_torchvision_set_fails_at_once_and_says_what_to_do(tmp_path, mon
     assert all(f in message for f in files)
     assert f"ddrepro data fetch {name}" in message and "http" in message
     assert not (tmp_path / "processed").exists()
+
+
+def test_missing_tiny_imagenet_names_the_archive_and_where_it_goes(tmp_path, monkeypatch):
+    no_network(monkeypatch)  # no downloader exists: nothing may be attempted
+    for call in (lambda: data.load("tiny_imagenet", "test", root=tmp_path),
+                 lambda: data.fetch(["tiny_imagenet"], root=tmp_path, quiet=True)):
+        with pytest.raises(data.DataMissingError) as caught:
+            call()
+        message = str(caught.value)
+        assert "tiny-imagenet-200.zip" in message and str(tmp_path / "tiny_imagenet") in message
+        assert "http://cs231n.stanford.edu/tiny-imagenet-200.zip" in message
+    assert not (tmp_path / "processed").exists()
+
+
+def test_tiny_imagenet_reader_reads_the_archive_in_imagefolder_order(tmp_path):
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    wnids = ["n02", "n01"]  # the archive's own order; labels follow the sorted ids
+    rng = np.random.default_rng(0)
+    pixels = {}
+    folder = tmp_path / "tiny_imagenet"
+    folder.mkdir()
+    with zipfile.ZipFile(folder / "tiny-imagenet-200.zip", "w") as archive:
+        def put(name: str, grey: bool = False) -> None:
+            shape = (64, 64) if grey else (64, 64, 3)
+            array = rng.integers(0, 256, size=shape, dtype=np.uint8)
+            blob = io.BytesIO()
+            Image.fromarray(array).save(blob, format="PNG")  # lossless, so pixels can be compared
+            archive.writestr(name, blob.getvalue())
+            pixels[name] = np.stack([array] * 3, -1) if grey else array
+        archive.writestr("tiny-imagenet-200/wnids.txt", "\n".join(wnids))
+        for wnid in wnids:
+            for i in range(2):
+                put(f"tiny-imagenet-200/train/{wnid}/images/{wnid}_{i}.JPEG", grey=(wnid, i) == ("n02", 1))
+        put("tiny-imagenet-200/val/images/val_0.JPEG")
+        put("tiny-imagenet-200/val/images/val_1.JPEG")
+        archive.writestr("tiny-imagenet-200/val/val_annotations.txt",
+                         "val_1.JPEG\tn01\t0\t0\t63\t63\nval_0.JPEG\tn02\t0\t0\t63\t63\n")
+    src = SOURCES["tiny_imagenet"]
+    images, labels = loading.read_tiny_imagenet(folder, src, "train")
+    assert images.shape == (4, 3, 64, 64) and images.dtype == torch.uint8
+    assert labels.tolist() == [0, 0, 1, 1]  # n01 -> 0, n02 -> 1
+    first_n02 = "tiny-imagenet-200/train/n02/images/n02_0.JPEG"
+    assert torch.equal(images[2], torch.from_numpy(pixels[first_n02]).permute(2, 0, 1))
+    grey = "tiny-imagenet-200/train/n02/images/n02_1.JPEG"
+    assert torch.equal(images[3], torch.from_numpy(pixels[grey]).permute(2, 0, 1))  # grey -> RGB
+    test_images, test_labels = loading.read_tiny_imagenet(folder, src, "test")
+    assert test_labels.tolist() == [1, 0]  # val_0 is n02, val_1 is n01
+    assert torch.equal(test_images[1], torch.from_numpy(pixels["tiny-imagenet-200/val/images/val_1.JPEG"]).permute(2, 0, 1))
 
 
 def test_fetch_without_the_tool_names_command_and_files(tmp_path, monkeypatch):

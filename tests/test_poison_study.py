@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ddrepro.attacks.gradient_matching import GMPoisonConfig
 from ddrepro.attacks.poison import DMPoisonConfig, pick_target
-from ddrepro.attacks.study import class_rate, clean_cell, defense_config, poison_cell
+from ddrepro.attacks.study import class_rate, clean_cell, defense_config, make_poisons, poison_cell
 from ddrepro.config import AugConfig, DMConfig, EvalConfig, NetConfig
 from ddrepro.grids import GRIDS
 from ddrepro.profiles import get_profile
@@ -52,16 +53,31 @@ def test_poison_cell_runs_end_to_end_and_is_deterministic():
 
 def test_grid_has_one_job_per_target_attack_defense_run():
     prof = get_profile("smoke", {"poison.targets": 2, "poison.direct_targets": 1, "poison.runs": 2,
-                                 "poison.baseline_targets": 1})
+                                 "poison.baseline_targets": 1, "poison.gm_targets": 1})
     jobs = GRIDS.get("attack_and_defense")(prof, seed=0, device="cpu", quiet=True)
     names = [job.name for job in jobs]
-    # clean: 3 defenses x 2 runs; DM and RDM-DC on both targets, the median on the first;
-    # direct on the first, against all three
-    assert len(names) == len(set(names)) == 3 * 2 + (2 * 2 + 1) * 2 + 1 * 3 * 2
+    # clean: 3 defenses x 2 runs; DM poisoning: DM and RDM-DC on both targets, the median on the
+    # first; gradient matching on the first against DM and RDM-DC (Table 3); the direct attack
+    # on the first, against all three
+    assert len(names) == len(set(names)) == 3 * 2 + (2 * 2 + 1) * 2 + 1 * 2 * 2 + 1 * 3 * 2
     assert "t1/dm_poison/rdm/run1" in names and "t0/direct/dm/run0" in names
     assert "t0/dm_poison/median/run0" in names and "t1/dm_poison/median/run0" not in names
     assert "t1/direct/dm/run0" not in names and "clean/median/run1" in names
     assert "t0/direct/median/run0" in names
+    assert "t0/grad_match/rdm/run1" in names and "t1/grad_match/dm/run0" not in names
+    assert "t0/grad_match/median/run0" not in names
+    gm = next(job for job in jobs if job.name == "t0/grad_match/dm/run0").kwargs["attack_cfg"]
+    assert isinstance(gm, GMPoisonConfig) and gm.pretrained == prof.poison.pretrained
+    assert (gm.eps, gm.steps, gm.restarts) == (prof.poison.eps[0], prof.poison.attack_steps, prof.poison.restarts)
+
+
+def test_each_crafting_attack_takes_its_own_config():
+    real, test = pixel_data(), pixel_data(seed=1, split="test")
+    kw = dict(net_cfg=TINY_NET, aug_cfg=AugConfig(), seed=0, device="cpu", quiet=True)
+    with pytest.raises(ValueError, match="needs a GMPoisonConfig"):
+        make_poisons(real, test, pick_target(test, 0), "grad_match", DMPoisonConfig(), **kw)
+    with pytest.raises(ValueError, match="needs a DMPoisonConfig"):
+        make_poisons(real, test, pick_target(test, 0), "dm_poison", GMPoisonConfig(), **kw)
 
 
 def test_the_table_can_poison_at_its_own_rate_and_craft_for_fewer_targets():

@@ -21,13 +21,14 @@ from ..config import AugConfig, DMConfig, EvalConfig, NetConfig
 from ..data import ImageData
 from ..evaluate import evaluate
 from ..robust import MeanEstimatorConfig
+from .gradient_matching import GMPoisonConfig, gm_poison
 from .poison import DMPoisonConfig, PoisonResult, Target, direct_poison, dm_poison
 from .untargeted import UntargetedPoisonConfig, untargeted_poison
 
 # Defense name -> (condenser, mean estimator name); "rdm" is RDM-DC (Alg. 3).
 DEFENSES = {"dm": ("dm", "mean"), "rdm": ("rdm", "calibrated"), "median": ("dm", "median"),
             "trimmed": ("dm", "trimmed"), "truncated": ("dm", "truncated")}
-ATTACKS = ("dm_poison", "direct")
+ATTACKS = ("dm_poison", "grad_match", "direct")
 
 
 def class_rate(real: ImageData, rate: float, adv_label: int) -> float:
@@ -46,12 +47,20 @@ def defense_config(defense: str, dm_cfg: DMConfig, eps_p: float, power_iteration
     return method, dataclasses.replace(dm_cfg, mean_estimator=spec)
 
 
-def make_poisons(real: ImageData, test: ImageData, target: Target, attack: str, attack_cfg: DMPoisonConfig,
-                 *, net_cfg: NetConfig, aug_cfg: AugConfig, seed: int, device: Any,
-                 quiet: bool | None) -> PoisonResult:
-    """The poisoned set of ``attack`` ("dm_poison" or "direct") against ``target`` (cached)."""
+def make_poisons(real: ImageData, test: ImageData, target: Target, attack: str,
+                 attack_cfg: DMPoisonConfig | GMPoisonConfig, *, net_cfg: NetConfig, aug_cfg: AugConfig,
+                 seed: int, device: Any, quiet: bool | None) -> PoisonResult:
+    """The poisoned set of ``attack`` against ``target`` (cached): "dm_poison" (Alg. 2, a
+    :class:`DMPoisonConfig`), "grad_match" (Alg. 1, a :class:`GMPoisonConfig`) or "direct"
+    (Table 5; only ``attack_cfg.rate`` is read)."""
+    expected = {"dm_poison": DMPoisonConfig, "grad_match": GMPoisonConfig}.get(attack)
+    if expected is not None and not isinstance(attack_cfg, expected):
+        raise ValueError(f"the {attack!r} attack needs a {expected.__name__}, got {type(attack_cfg).__name__}.")
     if attack == "dm_poison":
         return dm_poison(real, test, target, attack_cfg, net_cfg=net_cfg, aug_cfg=aug_cfg, seed=seed,
+                         device=device, quiet=quiet)
+    if attack == "grad_match":
+        return gm_poison(real, test, target, attack_cfg, net_cfg=net_cfg, aug_cfg=aug_cfg, seed=seed,
                          device=device, quiet=quiet)
     if attack == "direct":
         return direct_poison(real, test, target, attack_cfg.rate, seed=seed)
@@ -59,7 +68,8 @@ def make_poisons(real: ImageData, test: ImageData, target: Target, attack: str, 
 
 
 def poison_cell(*, real: ImageData, test: ImageData, target: Target, attack: str, defense: str,
-                attack_cfg: DMPoisonConfig, dm_cfg: DMConfig, ipc: int, run: int, power_iterations: int,
+                attack_cfg: DMPoisonConfig | GMPoisonConfig, dm_cfg: DMConfig, ipc: int, run: int,
+                power_iterations: int,
                 net_cfg: NetConfig, aug_cfg: AugConfig, eval_cfg: EvalConfig, seed: int, device: Any,
                 quiet: bool | None, init: str = "noise") -> dict[str, Any]:
     """Poison (``seed``), condense with ``defense`` from ``init`` (seed ``run``), evaluate, probe the target.

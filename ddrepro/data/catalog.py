@@ -36,6 +36,10 @@ squirrel streetcar sunflower sweet_pepper table tank telephone television tiger 
 trout tulip turtle wardrobe whale willow_tree wolf woman worm
 """.split())
 
+# Tiny-ImageNet's 200 classes in the order of their sorted WordNet ids (torchvision ImageFolder's
+# order, which the reader follows); the names themselves are in the archive's words.txt.
+TINY_IMAGENET_CLASSES = tuple(f"class_{k:03d}" for k in range(200))
+
 
 @dataclass(frozen=True)
 class DatasetInfo:
@@ -75,13 +79,19 @@ CATALOG: dict[str, DatasetInfo] = {
     "svhn": DatasetInfo(
         "svhn", (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), DIGIT_CLASSES,
         (3, 32, 32), 73257, 26032, False, "torchvision SVHN files svhn/{train,test}_32x32.mat"),
+    # 64x64 RGB; ImageNet's statistics, as the DD reference code normalises Tiny-ImageNet;
+    # the test split is the labelled val folder (the archive's test folder has no labels)
+    "tiny_imagenet": DatasetInfo(
+        "tiny_imagenet", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), TINY_IMAGENET_CLASSES,
+        (3, 64, 64), 100000, 10000, True, "the archive tiny-imagenet-200.zip (cs231n), read without unzipping"),
     # mean/std of our 1500-image train split, measured once (tests/test_data.py re-measures)
     "digits": DatasetInfo(
         "digits", (0.3051,), (0.3759,), DIGIT_CLASSES, (1, 8, 8), 1500, 297, False,
         "scikit-learn's bundled 8x8 digits (load_digits), split 1500/297 by a seeded permutation"),
 }
 
-ALIASES: dict[str, str] = {"fmnist": "fashion_mnist", "fashionmnist": "fashion_mnist"}
+ALIASES: dict[str, str] = {"fmnist": "fashion_mnist", "fashionmnist": "fashion_mnist",
+                           "tiny": "tiny_imagenet", "tinyimagenet200": "tiny_imagenet"}
 
 
 def names() -> list[str]:

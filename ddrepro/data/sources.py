@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-SourceKind = Literal["npm", "apt", "torchvision", "sklearn"]
+SourceKind = Literal["npm", "apt", "torchvision", "sklearn", "manual"]
 
 
 @dataclass(frozen=True)
@@ -217,6 +217,18 @@ SVHN = Source(
     ),
 )
 
+# No library downloads it: the person puts the archive in place ("manual"); its md5 is the
+# one other loaders of the same file check (e.g. the TinyImageNet VisionDataset classes).
+TINY_IMAGENET = Source(
+    dataset="tiny_imagenet",
+    kind="manual",
+    folder="tiny_imagenet",
+    package="",
+    fetch_command="",
+    url="http://cs231n.stanford.edu/tiny-imagenet-200.zip",
+    files=(RawFile("tiny-imagenet-200.zip", None, md5="90528d7ca1a48142e341f4ef8d21d0de"),),
+)
+
 # scikit-learn's bundled copy of the UCI optical digits test set (1797 images, 8x8, values 0-16).
 DIGITS = Source(
     dataset="digits",
@@ -231,6 +243,7 @@ DIGITS = Source(
     ),
 )
 
-SOURCES: dict[str, Source] = {s.dataset: s for s in (MNIST, FASHION_MNIST, CIFAR10, CIFAR100, SVHN, DIGITS)}
+SOURCES: dict[str, Source] = {s.dataset: s for s in (MNIST, FASHION_MNIST, CIFAR10, CIFAR100, SVHN,
+                                                    TINY_IMAGENET, DIGITS)}
 
 __all__ = ["RawFile", "Source", "SOURCES", "file_digest", "gunzip_sha256"]
