@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
                      metavar=("KEY", "VALUE"), help="as for `ddrepro run`")
     pre.add_argument("--shard", default="0/1",
                      help="INDEX/COUNT: run jobs INDEX, INDEX+COUNT, ... (from 0; default 0/1 = all)")
-    pre.add_argument("--executor", default="local", help="local (default) or ray")
+    pre.add_argument("--executor", default="local",
+                     help="local (default), ray, or auto (ray on a multi-core machine without a GPU)")
     pre.add_argument("--ray-address", help="an existing Ray cluster (e.g. auto); default: start one")
     pre.add_argument("--cpus-per-job", type=int, default=None,
                      help="CPUs (torch threads) per job; default: 1 on Ray, torch's own locally")
@@ -111,13 +112,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _executor(args: argparse.Namespace) -> object:
     """The executor the flags ask for, checked (and Ray imported) before any compute."""
-    from .executor import EXECUTORS, get_executor
+    from .executor import EXECUTOR_NAMES, get_executor
 
-    if args.executor not in EXECUTORS:
-        raise UserError(f"unknown executor {args.executor!r}; known: {', '.join(EXECUTORS.names())}.")
+    if args.executor not in EXECUTOR_NAMES:
+        raise UserError(f"unknown executor {args.executor!r}; known: {', '.join(EXECUTOR_NAMES)}.")
     if args.executor != "ray" and args.ray_address:
         raise UserError("--ray-address needs --executor ray.")
     options = {"cpus_per_job": args.cpus_per_job} if args.cpus_per_job is not None else {}
+    if args.executor == "auto" and options:
+        raise UserError("--cpus-per-job needs --executor local or ray.")
     if args.executor == "ray":
         options["address"] = args.ray_address
     try:

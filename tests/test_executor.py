@@ -20,7 +20,7 @@ from ddrepro.artifacts import load_torch
 from ddrepro.condense import condense
 from ddrepro.evaluate import evaluate, train_full
 from ddrepro.executor import (
-    RAY_INSTALL_HINT, Job, JobError, LocalExecutor, check_jobs, get_executor, parse_shard, shard,
+    RAY_INSTALL_HINT, Job, JobError, LocalExecutor, RayExecutor, check_jobs, get_executor, parse_shard, shard,
     shared_arguments,
 )
 from ddrepro.grids import GRIDS, real_and_test
@@ -143,10 +143,30 @@ def test_a_failing_job_is_named_and_its_cause_kept():
 def test_get_executor_names_the_known_ones():
     assert isinstance(get_executor(), LocalExecutor)
     assert get_executor("local", cpus_per_job=2).cpus_per_job == 2
-    with pytest.raises(ValueError, match="Unknown executor 'slurm'; known: local, ray"):
+    with pytest.raises(ValueError, match="Unknown executor 'slurm'; known: auto, local, ray"):
         get_executor("slurm")
     with pytest.raises(ValueError, match="cpus_per_job must be an integer >= 1"):
         get_executor("local", cpus_per_job=0)
+    with pytest.raises(ValueError, match="auto executor takes no options"):
+        get_executor("auto", cpus_per_job=2)
+
+
+def test_auto_executor_uses_ray_only_on_a_multicore_machine_without_a_gpu(monkeypatch):
+    import ddrepro.executor as executor_module
+
+    pytest.importorskip("ray", reason="ray is not installed (pip install 'ddrepro[ray]')")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(executor_module.os, "cpu_count", lambda: 2)
+    chosen = get_executor("auto")
+    assert isinstance(chosen, RayExecutor) and chosen.cpus_per_job == 1 and chosen.address is None
+    monkeypatch.setattr(executor_module.os, "cpu_count", lambda: 1)
+    assert isinstance(get_executor("auto"), LocalExecutor)
+    monkeypatch.setattr(executor_module.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # jobs share the one device here
+    assert isinstance(get_executor("auto"), LocalExecutor)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setitem(sys.modules, "ray", None)  # without Ray: the local executor, no error
+    assert isinstance(get_executor("auto"), LocalExecutor)
 
 
 def test_shared_arguments_are_each_object_held_by_several_jobs_once():
@@ -213,7 +233,9 @@ PRECOMPUTE_ERRORS = [
     (["precompute", "does_it_work", "--shard", "3/2"],
      "shard '3/2' must be INDEX/COUNT with 0 <= INDEX < COUNT"),
     (["precompute", "does_it_work", "--shard", "two"], "must be INDEX/COUNT"),
-    (["precompute", "does_it_work", "--executor", "slurm"], "unknown executor 'slurm'; known: local, ray"),
+    (["precompute", "does_it_work", "--executor", "slurm"], "unknown executor 'slurm'; known: auto, local, ray"),
+    (["precompute", "does_it_work", "--executor", "auto", "--cpus-per-job", "2"],
+     "--cpus-per-job needs --executor local or ray"),
     (["precompute", "does_it_work", "--cpus-per-job", "0"], "cpus_per_job must be an integer >= 1"),
     (["precompute", "does_it_work", "--ray-address", "auto"], "--ray-address needs --executor ray"),
     (["precompute", "does_it_work", "-p", "methods", "[dm, magic]"], "unknown method(s) ['magic']"),
