@@ -280,8 +280,9 @@ def attack_and_defense(prof: Profile, *, seed: int, device: str | torch.device,
     gradient-matching poisoning (Alg. 1) on the first ``gm_targets`` (None: all) and the direct
     attack on the first ``direct_targets``, all at ``table_rate`` (None: ``rate``) and against DM
     and RDM-DC; DM poisoning and the direct attack also against the baselines (every other
-    defense of ``prof.poison``) on the first ``baseline_targets`` targets. Job names: ``"t3/dm_poison/rdm/run0"``, ``"clean/rdm/run0"``. The target's seed is its
-    number; ``seed`` picks the training subset and seeds the poisons (``seed + t``).
+    defense of ``prof.poison``) on the first ``baseline_targets`` targets. Job names:
+    ``"t3/dm_poison/rdm/run0"``, ``"clean/rdm/run0"``. The target's seed is its number; ``seed``
+    picks the training subset and seeds the poisons (``seed + t``).
     The poisons' cache key holds no defense, so a target's defenses share one crafted set.
     """
     from .attacks.study import poison_cell

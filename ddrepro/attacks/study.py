@@ -69,9 +69,8 @@ def make_poisons(real: ImageData, test: ImageData, target: Target, attack: str,
 
 def poison_cell(*, real: ImageData, test: ImageData, target: Target, attack: str, defense: str,
                 attack_cfg: DMPoisonConfig | GMPoisonConfig, dm_cfg: DMConfig, ipc: int, run: int,
-                power_iterations: int,
-                net_cfg: NetConfig, aug_cfg: AugConfig, eval_cfg: EvalConfig, seed: int, device: Any,
-                quiet: bool | None, init: str = "noise") -> dict[str, Any]:
+                power_iterations: int, net_cfg: NetConfig, aug_cfg: AugConfig, eval_cfg: EvalConfig,
+                seed: int, device: Any, quiet: bool | None, init: str = "noise") -> dict[str, Any]:
     """Poison (``seed``), condense with ``defense`` from ``init`` (seed ``run``), evaluate, probe the target.
 
     ``init``: "noise" (the paper's protocol) or "real" (Sec. 5.1: real images of the
