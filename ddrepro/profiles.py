@@ -189,8 +189,11 @@ _CPU = Profile(
     # poisoning at table_rate runs on beyond (the "mean" cells, against DM and RDM-DC), at 1 % on
     # poison_sweep, so the table keeps the direct attack's 8 targets (2 of 8 flip);
     # poison_sweep (at 1 %): 1 clean + 2 targets x (eps {16, 64, 128}/255 at T = 100, T {30, 300} at
-    # 64/255, direct vs DM and RDM-DC) = 15 cells (the attack at T = 300 adds ~20 s a target);
-    # the page cold, one thread (2026-12-04): 1132 s of CPU, over 15 min on one core.
+    # 64/255, direct vs DM and RDM-DC) = 15 cells (the attack at T = 300 adds ~20 s a target).
+    # Cold on 2 idle cores (2026-12-04): attack_and_defense 12m19s with the local executor (two
+    # torch threads), poison_sweep 7m45s and beyond 12m38s with "auto" (Ray, one thread a job;
+    # beyond took 17m02s locally: its adaptive crafting gains little from a second thread), the
+    # pages' default.
     # beyond (ours): 2 clean + 2 targets x (DM poisoning vs DM and RDM-DC, the "through" and "spread"
     # attacks vs RDM-DC) at table_rate + untargeted at 1 and 10 % vs DM and RDM-DC + RDM-DC's clean
     # reference at both rates = 16 cells, 6 of them attack_and_defense's (clean, DM poisoning).
