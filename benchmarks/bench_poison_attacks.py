@@ -11,7 +11,11 @@ the same data, with the same T steps, R restarts, eps and rate, and reports:
 * gradient matching: the pretraining of its ``pretrained`` clean networks
   (staggered epochs, ``ddrepro.attacks.gradient_matching.pretrain_epochs_of``)
   and the crafting (a double backward per step, restarts one after another);
-* the ratio of the totals.
+* the ratio of the totals;
+* with ``--cell-steps N``, the victim's side of one grid cell on the DM-poisoned set
+  (``ddrepro.attacks.study.poison_cell``'s condensation and evaluation, against DM and
+  RDM-DC): seconds per DM step at the profile's IPC and real batch, so that a full cell
+  (the profile's ``dm_steps``) and a grid can be estimated without running them.
 
 The data are random 8-bit images of the profile's data set's shape and size
 (a step's cost does not depend on pixel values; no download is needed).
@@ -21,6 +25,7 @@ gradient matching's (its paper-profile pretraining is hours on a CPU).
 
     python benchmarks/bench_poison_attacks.py --profile cpu                 # the book's sizes, CPU
     python benchmarks/bench_poison_attacks.py --profile paper --device cuda # CIFAR-10's sizes, 16 networks
+    python benchmarks/bench_poison_attacks.py --profile paper --device cuda --pretrain-epochs 4 --cell-steps 500
     python benchmarks/bench_poison_attacks.py --quick                       # tiny: the script runs
 """
 
@@ -61,10 +66,12 @@ def main() -> None:
     parser.add_argument("--pretrained", type=int, help="gradient matching's clean networks (default: the profile's)")
     parser.add_argument("--pretrain-epochs", type=int, help="their training epochs (default: the profile's)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cell-steps", type=int, default=0,
+                        help="also time the victim of one cell (DM and RDM-DC) with this many DM steps")
     parser.add_argument("--quick", action="store_true", help="smoke profile, 2 networks of 1 epoch")
     args = parser.parse_args()
     if args.quick:
-        args.profile, args.pretrained, args.pretrain_epochs = "smoke", 2, 1
+        args.profile, args.pretrained, args.pretrain_epochs, args.cell_steps = "smoke", 2, 1, 2
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: torch sees no CUDA device")
     prof = ddrepro.get_profile(args.profile)
@@ -107,6 +114,36 @@ def main() -> None:
     print(f"gradient matching / DM poisoning, total: {gm_total / dm_total:.1f}x "
           f"(crafting alone: {(gm.seconds - gm.pretrain_seconds) / dm.seconds:.1f}x)")
     print(f"configs: {dataclasses.asdict(dm_cfg)} | {dataclasses.asdict(gm_cfg)}")
+    if args.cell_steps > 0:
+        time_victims(prof, real, test, dm.data, target, dm_cfg, args.cell_steps, args.device)
+
+
+def time_victims(prof, real, test, poisoned, target, attack_cfg, steps: int, device: str) -> None:
+    """The victim's side of a grid cell (condense with DM and RDM-DC, then evaluate), uncached."""
+    from ddrepro.attacks.study import class_rate, defense_config
+    from ddrepro.condense import condense
+    from ddrepro.config import DMConfig
+    from ddrepro.evaluate import evaluate
+
+    study = prof.poison
+    eval_cfg = dataclasses.replace(prof.eval, n_models=study.victims)
+    eps_p = class_rate(real, attack_cfg.rate, target.adv_label)
+    print(f"victim: DM, ipc {study.ipc}, batch_real {study.batch_real}, {steps} of the profile's "
+          f"{study.dm_steps} steps; evaluation {eval_cfg.epochs} epochs x {eval_cfg.n_models} network(s)")
+    for defense in ("dm", "rdm"):
+        method, cfg = defense_config(defense, DMConfig(steps=steps, batch_real=study.batch_real), eps_p,
+                                     study.power_iterations)
+        start = time.perf_counter()
+        syn = condense(method, poisoned, study.ipc, config=cfg, init=study.init, seed=0, net_cfg=prof.net,
+                       aug_cfg=prof.aug, device=device, quiet=True, cache=False)
+        condensed = time.perf_counter() - start
+        start = time.perf_counter()
+        evaluate(syn, test, net_cfg=prof.net, eval_cfg=eval_cfg, aug_cfg=prof.aug, seed=0,
+                 flip=real.flip_ok, device=device, quiet=True, cache=False)
+        evaluated = time.perf_counter() - start
+        per_step = condensed / steps
+        print(f"{defense:>4}: {1e3 * per_step:.1f} ms a DM step (incl. set-up), evaluation {evaluated:.1f} s; "
+              f"a full cell ~{(per_step * study.dm_steps + evaluated) / 60:.1f} min")
 
 
 if __name__ == "__main__":
