@@ -50,6 +50,8 @@ BOOK_DIR = "book"
 # The package's sources are staged too, so a chapter can show the code that ran
 # with {literalinclude} ../../ddrepro/<module>.py :pyobject: <name>.
 CODE_DIR = "ddrepro"
+# Committed metric files of paper-profile GPU runs (with their provenance): pages include them
+RESULTS_DIR = "results"
 RUN_SUFFIX = ".run.json"
 
 
@@ -228,14 +230,17 @@ def hide_parameter_cells(path: Path) -> None:
 # --------------------------------------------------------------------------- staging and build
 
 def stage_sources(root: Path, stage: Path) -> None:
-    """Copy the book's text sources and the package's ``.py`` files into the stage
-    (notebooks come from papermill)."""
+    """Copy the book's text sources, the package's ``.py`` files and the committed GPU results
+    into the stage (notebooks come from papermill)."""
     stage.mkdir(parents=True, exist_ok=True)
     for name in BOOK_FILES:
         if (root / name).is_file():
             _copy_if_changed(root / name, stage / name)
     for path in sorted((root / CODE_DIR).rglob("*.py")):
         _copy_if_changed(path, stage / path.relative_to(root))
+    for path in sorted((root / RESULTS_DIR).rglob("*")):
+        if path.is_file():
+            _copy_if_changed(path, stage / path.relative_to(root))
     for path in sorted((root / BOOK_DIR).rglob("*")):
         rel = path.relative_to(root)
         if path.is_dir() or path.suffix in (".ipynb", ".pyc") or is_notebook_file(path) \
