@@ -305,10 +305,11 @@ def auto_executor() -> LocalExecutor | RayExecutor:
     """A local Ray cluster over this machine's cores, one job per core on one thread, when Ray is
     installed, there is more than one core and no CUDA device; else :class:`LocalExecutor`.
 
-    Why: a grid's jobs are small networks, which two torch threads speed up by 1.3x-1.7x only
-    (Chapter 3's cells on a 2-core machine: a condensation 61 s on one thread, 36 s on two; the
-    adaptive attacks' crafting less), while two single-thread jobs side by side take ~2x. On a
-    GPU the jobs run one after another in this process, on the device.
+    Why: a grid's jobs are small networks, which a second torch thread speeds up by 1.7x at
+    best (a Chapter 3 cell on a 2-core machine: 61 s on one thread, 36 s on two). Measured on
+    Chapter 3's ``beyond`` page, cold on 2 idle cores: 17m02s as one job after another on two
+    threads, 12m38s as two single-thread Ray jobs side by side. On a GPU the jobs run one after
+    another in this process, on the device.
     """
     if (os.cpu_count() or 1) > 1 and not torch.cuda.is_available():
         try:

@@ -20,7 +20,6 @@ import torch
 from torch import Tensor
 
 from ..artifacts import cached
-from ..augment import DSA
 from ..config import AugConfig, EvalConfig, NetConfig
 from ..data import ImageData, PerturbConfig, derive
 from ..functional import ce_gradients
@@ -136,11 +135,8 @@ def gm_poison(real: ImageData, test: ImageData, target: Target, cfg: GMPoisonCon
         start = time.perf_counter()
         models = pretrain_models(real, cfg, net_cfg, seed, dev, quiet)
         pretrain_seconds = time.perf_counter() - start
-        problem = _Problem(
-            clean=to_pixels(real.images[rows], real.mean, real.std).to(dev),
-            target=to_pixels(test.images[target.index], test.mean, test.std).to(dev),
-            mean=real.mean, std=real.std, net_cfg=net_cfg, num_classes=real.num_classes,
-            aug=DSA(aug_cfg, flip=real.flip_ok) if cfg.dsa else None)
+        problem = _Problem.of(real, rows, to_pixels(test.images[target.index], test.mean, test.std),
+                              net_cfg=net_cfg, aug_cfg=aug_cfg, dsa=cfg.dsa, device=dev)
         out = craft_gm_poisons(problem, models, target.adv_label, cfg, make_generator(seed), dev, quiet)
         return out | {"seconds": time.perf_counter() - start, "pretrain_seconds": pretrain_seconds}
 

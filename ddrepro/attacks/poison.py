@@ -186,6 +186,15 @@ class _Problem:
     context: Tensor | None = None   # (m, C, H, W) clean pixels of the poisons' class (adaptive losses)
     eps_p: float = 0.0              # the poisons' share of their class, as the defender assumes it
 
+    @classmethod
+    def of(cls, real: ImageData, rows: Tensor, target: Tensor, *, net_cfg: NetConfig, aug_cfg: AugConfig,
+           dsa: bool, device: torch.device, context: Tensor | None = None, eps_p: float = 0.0) -> "_Problem":
+        """Perturb ``real``'s ``rows`` towards ``target`` (pixels, ``(C, H, W)`` or ``(n, C, H, W)``),
+        with a fresh DSA draw per step when ``dsa``; every attack's crafting loop starts here."""
+        return cls(clean=to_pixels(real.images[rows], real.mean, real.std).to(device), target=target.to(device),
+                   mean=real.mean, std=real.std, net_cfg=net_cfg, num_classes=real.num_classes,
+                   aug=DSA(aug_cfg, flip=real.flip_ok) if dsa else None, context=context, eps_p=eps_p)
+
     @property
     def targets(self) -> Tensor:
         """The target pixels as ``(n, C, H, W)``."""
@@ -343,11 +352,9 @@ def dm_poison(real: ImageData, test: ImageData, target: Target, cfg: DMPoisonCon
     def compute() -> dict[str, Any]:
         start = time.perf_counter()
         context = None if others is None else to_pixels(real.images[others], real.mean, real.std).to(dev)
-        problem = _Problem(
-            clean=to_pixels(real.images[rows], real.mean, real.std).to(dev),
-            target=to_pixels(test.images[target.index], test.mean, test.std).to(dev),
-            mean=real.mean, std=real.std, net_cfg=net_cfg, num_classes=real.num_classes,
-            aug=DSA(aug_cfg, flip=real.flip_ok) if cfg.dsa else None, context=context, eps_p=eps_p)
+        problem = _Problem.of(real, rows, to_pixels(test.images[target.index], test.mean, test.std),
+                              net_cfg=net_cfg, aug_cfg=aug_cfg, dsa=cfg.dsa, device=dev, context=context,
+                              eps_p=eps_p)
         out = craft_dm_poisons(problem, cfg, make_generator(seed), dev, quiet)
         return out | {"seconds": time.perf_counter() - start}
 

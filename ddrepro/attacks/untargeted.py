@@ -32,7 +32,6 @@ import torch
 from torch import Tensor
 
 from ..artifacts import cached
-from ..augment import DSA
 from ..config import AugConfig, NetConfig, _check
 from ..data import ImageData, PerturbConfig, derive
 from ..pixels import to_pixels
@@ -98,11 +97,8 @@ def untargeted_poison(real: ImageData, cfg: UntargetedPoisonConfig = UntargetedP
             mine = rows[real.labels[rows].cpu() == label]
             others = class_rows(real, (label + 1) % real.num_classes, exclude=rows)
             anchors = others[torch.randperm(others.numel(), generator=generator)[:cfg.anchors]]
-            problem = _Problem(
-                clean=to_pixels(real.images[mine], real.mean, real.std).to(dev),
-                target=to_pixels(real.images[anchors], real.mean, real.std).to(dev),
-                mean=real.mean, std=real.std, net_cfg=net_cfg, num_classes=real.num_classes,
-                aug=DSA(aug_cfg, flip=real.flip_ok) if cfg.dsa else None)
+            problem = _Problem.of(real, mine, to_pixels(real.images[anchors], real.mean, real.std),
+                                  net_cfg=net_cfg, aug_cfg=aug_cfg, dsa=cfg.dsa, device=dev)
             out = craft_dm_poisons(problem, cfg, generator, dev, quiet=True)
             deltas.append(out["delta"])
             curves.append(out["curve"])
