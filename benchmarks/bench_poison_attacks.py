@@ -9,11 +9,11 @@ the same data, with the same T steps, R restarts, eps and rate, and reports:
 * DM poisoning: crafting time (T x R steps, all restarts in one batch, a fresh
   random network per step) and the restarts' scoring;
 * gradient matching: the pretraining of its ``pretrained`` clean networks
-  (staggered epochs, ``ddrepro.attacks.gradient_matching.pretrain_epochs_of``)
+  (staggered epochs, ``ddrepro.poisoning.gradient_matching.pretrain_epochs_of``)
   and the crafting (a double backward per step, restarts one after another);
 * the ratio of the totals;
 * with ``--cell-steps N``, the victim's side of one grid cell on the DM-poisoned set
-  (``ddrepro.attacks.study.poison_cell``'s condensation and evaluation, against DM and
+  (``ddrepro.poisoning.study.poison_cell``'s condensation and evaluation, against DM and
   RDM-DC): seconds per DM step at the profile's IPC and real batch, so that a full cell
   (the profile's ``dm_steps``) and a grid can be estimated without running them.
 
@@ -57,8 +57,8 @@ def random_image_data(name: str, per_class: int, split: str, seed: int):
 
 def main() -> None:
     import ddrepro
-    from ddrepro.attacks.gradient_matching import GMPoisonConfig, gm_poison
-    from ddrepro.attacks.poison import DMPoisonConfig, dm_poison, pick_target
+    from ddrepro.poisoning.gradient_matching import GMPoisonConfig, gm_poison
+    from ddrepro.poisoning.poison import DMPoisonConfig, dm_poison, pick_target
     from ddrepro.data import info
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -120,7 +120,7 @@ def main() -> None:
 
 def time_victims(prof, real, test, poisoned, target, attack_cfg, steps: int, device: str) -> None:
     """The victim's side of a grid cell (condense with DM and RDM-DC, then evaluate), uncached."""
-    from ddrepro.attacks.study import class_rate, defense_config
+    from ddrepro.poisoning.study import class_rate, defense_config
     from ddrepro.condense import condense
     from ddrepro.config import DMConfig
     from ddrepro.evaluate import evaluate

@@ -255,6 +255,9 @@ def resolve_params(page: Page, profile: str | None, pairs: Sequence[tuple[str, s
     if quiet and "quiet" in defaults:
         params["quiet"] = True
     device = params.get("device", defaults.get("device", "auto"))
+    seed = params.get("seed", defaults.get("seed", 0))
+    if "seed" in defaults and not 0 <= seed < 2**31:  # numpy, scikit-learn and torch all take it
+        raise UserError(f"parameter 'seed' = {seed!r} is out of range; use an integer in [0, 2**31).")
     try:
         get_profile(params.get("profile", defaults.get("profile", "cpu")),
                     params.get("overrides", defaults.get("overrides") or {}))

@@ -47,6 +47,13 @@ def _fraction(owner: object, *names: str) -> None:
         _check(0.0 <= value < 1.0, owner, name, value, "in [0, 1)")
 
 
+def _fractions(owner: object, name: str, values: tuple[float, ...], low: float, high: float,
+               closed_high: bool = False) -> None:
+    ok = len(values) > 0 and all(low < v < high or (closed_high and v == high) for v in values)
+    interval = f"({low}, {high}{']' if closed_high else ')'}"
+    _check(ok, owner, name, values, f"a non-empty tuple of numbers in {interval}")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Which real data a chapter uses and how much of it.

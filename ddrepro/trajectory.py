@@ -1,7 +1,7 @@
 """One recorded SGD run as a value: checkpoints, step sizes, and the updates between them.
 
 The effect estimator (Prop. 3.2 of the effect-alignment paper,
-:mod:`ddrepro.influence`) and EAD (Alg. 1, :mod:`ddrepro.condense.ead`) both
+:mod:`ddrepro.effects.influence`) and EAD (Alg. 1, :mod:`ddrepro.condense.ead`) both
 read a training trajectory ``{(theta^t, eta_t)}``; trajectory matching (MTT)
 would read the same buffer. :func:`expert_trajectory` trains it with the
 shared loop (:func:`ddrepro.train.train_models`, ``record_every``) and caches
@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from .artifacts import cached, tensor_digest
 from .config import EvalConfig, NetConfig
+from .functional import checkpoint_grads, flatten
 from .models import TrainedModels
 from .train import train_models
 
@@ -102,4 +103,16 @@ def expert_trajectory(images: Tensor, labels: Tensor, *, num_classes: int, net_c
     return TrainedModels.from_dict(stored, device=images.device)
 
 
-__all__ = ["Trajectory", "expert_trajectory", "sample_checkpoints"]
+def group_grads(traj: Trajectory, images: Tensor, targets: Tensor) -> Tensor:
+    """``(T, P)``: the gradient of the mean loss on ``(images, targets)`` at every checkpoint of ``traj``.
+
+    One vmapped pass over the checkpoints; an empty group has gradient zero.
+    """
+    n_params = sum(p[0].numel() for p in traj.params.values())
+    if images.shape[0] == 0:
+        return torch.zeros(len(traj), n_params, device=images.device)
+    grads = checkpoint_grads(traj.base, traj.params, traj.buffers, images, targets)
+    return flatten(grads, lead=1)
+
+
+__all__ = ["Trajectory", "expert_trajectory", "group_grads", "sample_checkpoints"]

@@ -2,14 +2,14 @@
 
 The book's rule: a hyperparameter a paper does not give is tuned on a
 validation split held out from the training set
-(:func:`ddrepro.grids.real_val_and_test`), never on the test set, and labelled
+(:func:`ddrepro.experiment.real_val_and_test`), never on the test set, and labelled
 ours. Two halves:
 
 - :class:`StepSizeChoice`, a profile section: the image step sizes a page
   sweeps (``values``, at ``ipc`` images per class) and, per data set, the
   value that sweep chose (``chosen``), which the book's tables run with
   (:meth:`StepSizeChoice.apply`);
-- :func:`validation_sweep` (one :func:`ddrepro.grids.condense_and_evaluate`
+- :func:`validation_sweep` (one :func:`ddrepro.experiment.condense_and_evaluate`
   call per value, the same cached calls as the tables, scored on the
   validation images; it takes no test set) and :func:`best_value` (the
   argmax).
@@ -98,11 +98,11 @@ def validation_sweep(method: str, real: Any, val: Any, ipc: int, config: Any,
     """Distil ``real`` with ``config``'s ``lr_img`` set to each of ``values``; score each on ``val``.
 
     ``val`` must be a validation split held out from ``real``'s root
-    (:func:`ddrepro.grids.real_val_and_test`): an image in both raises. No
+    (:func:`ddrepro.experiment.real_val_and_test`): an image in both raises. No
     test set is taken. Returns ``{value: EvalResult}`` in ``values``' order;
-    each call is :func:`ddrepro.grids.condense_and_evaluate`, so cached.
+    each call is :func:`ddrepro.experiment.condense_and_evaluate`, so cached.
     """
-    from .grids import condense_and_evaluate  # lazy: grids imports the profiles, which import this
+    from .experiment import condense_and_evaluate
 
     if not (len(values) > 0 and _step_sizes(values)):
         raise ValueError(f"validation_sweep: values = {values!r} must be a non-empty sequence of "
@@ -115,7 +115,7 @@ def validation_sweep(method: str, real: Any, val: Any, ipc: int, config: Any,
     shared = set(real.source_index.tolist()) & set(val.source_index.tolist())
     if shared:
         raise ValueError(f"validation_sweep: {len(shared)} validation images are also training "
-                         "images; hold the split out first (grids.real_val_and_test).")
+                         "images; hold the split out first (experiment.real_val_and_test).")
     configs = {float(v): replace_checked(config, lr_img=float(v)) for v in values}  # all checked first
     return {v: condense_and_evaluate(method=method, real=real, test=val, ipc=ipc, config=cfg,
                                      seed=seed, net_cfg=net_cfg, aug_cfg=aug_cfg,

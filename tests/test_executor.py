@@ -23,7 +23,8 @@ from ddrepro.executor import (
     RAY_INSTALL_HINT, Job, JobError, LocalExecutor, RayExecutor, check_jobs, get_executor, parse_shard, shard,
     shared_arguments,
 )
-from ddrepro.grids import GRIDS, real_and_test
+from ddrepro.grids import GRIDS
+from ddrepro.experiment import real_and_test
 from ddrepro.runtime import make_generator, resolve_device
 
 from .conftest import REPO

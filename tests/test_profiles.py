@@ -72,10 +72,11 @@ def test_condenser_config_lookup():
 
 
 def test_study_sections_take_dotted_overrides_and_validate():
-    prof = get_profile("cpu", {"privacy.shadows": "32", "poison.eps": [0.1], "bias.ratios": [0, 95],
-                               "ead.t_m": 5})
+    prof = get_profile("cpu", {"privacy.shadows": "32", "poison.eps": [0.1], "bias.ratios": [0, 80, 95, 100],
+                               "ead.t_m": 5, "effects.pairs": 20})
     assert prof.privacy.shadows == 32 and prof.poison.eps == (0.1,)
-    assert prof.bias.ratios == (0.0, 95.0) and prof.ead.t_m == 5
+    assert prof.bias.ratios == (0.0, 80.0, 95.0, 100.0) and prof.ead.t_m == 5
+    assert prof.effects.pairs == 20
     # a float | str field: a number where the string is one, else the string
     assert get_profile("cpu", {"bias.debias_bandwidth": "0.1"}).bias.debias_bandwidth == 0.1
     assert get_profile("cpu", {"bias.debias_bandwidth": "cv"}).bias.debias_bandwidth == "cv"
@@ -110,3 +111,43 @@ def test_methods_come_from_the_condenser_registry():
         assert prof.condenser_config("dm") is prof.dm          # the profile's section wins
     finally:
         CONDENSERS._items.pop("test-only-method")
+
+
+def test_a_section_checks_its_fields_against_each_other_before_any_compute():
+    # -p bias.ratios [1.5] alone once ran 47 s and failed with KeyError 'dm/r0/s4' in a cell
+    with pytest.raises(ValueError, match=r"dsa_ratios .* subset of ratios \(1.5,\)"):
+        get_profile("cpu", {"bias.ratios": [1.5]})
+    prof = get_profile("cpu", {"bias.ratios": [1.5], "bias.dsa_ratios": [], "bias.full_ratios": [1.5],
+                               "bias.debias_ratios": [1.5]})
+    assert prof.bias.ratios == (1.5,)
+
+
+def test_study_sections_are_registered_by_their_packages_not_the_engine():
+    from ddrepro.profiles import SECTIONS, section_names
+
+    owners = {name: SECTIONS.get(name).owner for name in SECTIONS.names()}
+    assert owners["poison"] == "ddrepro.poisoning.profile"
+    assert owners["privacy"] == "ddrepro.privacy.profile" and owners["bias"] == "ddrepro.bias.profile"
+    assert {"toy", "budget", "effects", "mtt_lr_img", "critique", "generators"} <= set(owners)
+    assert {"dm", "ead", "mtt"} <= set(section_names()) and "sections" not in section_names()
+    # a section reads like an engine field, and an unknown one says which exist
+    assert get_profile("smoke").poison.rate == 0.01
+    with pytest.raises(AttributeError, match="no section 'poisson'.*poison"):
+        get_profile("smoke").poisson
+    with pytest.raises(ValueError, match="is a section"):
+        get_profile("smoke", {"poison": 3})
+
+
+def test_register_section_refuses_engine_names_and_wrong_values():
+    from dataclasses import dataclass
+
+    from ddrepro.profiles import register_section
+
+    @dataclass(frozen=True)
+    class Tiny:
+        n: int = 1
+
+    with pytest.raises(ValueError, match="engine field"):
+        register_section("dm", Tiny, smoke=Tiny(), cpu=Tiny())
+    with pytest.raises(ValueError, match="the cpu value is a int"):
+        register_section("tiny_test_section", Tiny, smoke=Tiny(), cpu=3)

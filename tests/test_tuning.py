@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from ddrepro import get_profile, grids
+from ddrepro import experiment, get_profile
 from ddrepro.config import DMConfig, EvalConfig, NetConfig
-from ddrepro.study_config import MTTConfig
+from ddrepro.condense.mtt import MTTConfig
 from ddrepro.tuning import StepSizeChoice, best_value, validation_sweep
 from helpers import toy_image_data
 
@@ -78,7 +78,7 @@ def test_sweep_scores_every_value_on_the_validation_split_only(monkeypatch):
         calls.append(kw)
         return None, type("R", (), {"mean": kw["config"].lr_img / 100})()
 
-    monkeypatch.setattr(grids, "condense_and_evaluate", fake)
+    monkeypatch.setattr(experiment, "condense_and_evaluate", fake)
     results = validation_sweep("mtt", real, val, 1, MTTConfig(), (3.0, 30.0, 10.0), **SWEEP)
     assert list(results) == [3.0, 30.0, 10.0]
     assert [c["config"].lr_img for c in calls] == [3.0, 30.0, 10.0]
@@ -90,14 +90,14 @@ def test_sweep_scores_every_value_on_the_validation_split_only(monkeypatch):
     ((), MTTConfig(), "values"), ((0.0,), MTTConfig(), "values"), ((10.0,), NetConfig(), "lr_img"),
 ])
 def test_sweep_refuses_bad_input_before_any_run(monkeypatch, values, config, match):
-    monkeypatch.setattr(grids, "condense_and_evaluate", lambda **kw: pytest.fail("ran"))
+    monkeypatch.setattr(experiment, "condense_and_evaluate", lambda **kw: pytest.fail("ran"))
     real, val = split()
     with pytest.raises(ValueError, match=match):
         validation_sweep("mtt", real, val, 1, config, values, **SWEEP)
 
 
 def test_sweep_refuses_validation_images_that_are_training_images(monkeypatch):
-    monkeypatch.setattr(grids, "condense_and_evaluate", lambda **kw: pytest.fail("ran"))
+    monkeypatch.setattr(experiment, "condense_and_evaluate", lambda **kw: pytest.fail("ran"))
     real, _ = split()
     with pytest.raises(ValueError, match="also training images"):
         validation_sweep("dm", real, real.subset_per_class(2, seed=0), 1, DMConfig(), (1.0,), **SWEEP)

@@ -9,9 +9,9 @@ from torch.func import stack_module_state
 from ddrepro.condense import condense
 from ddrepro.condense.ead import check_soft_labels, effect_alignment_loss, expert_checkpoints
 from ddrepro.config import NetConfig
-from ddrepro.influence import group_grads
+from ddrepro.trajectory import group_grads
 from ddrepro.nets import build_net
-from ddrepro.study_config import EADConfig
+from ddrepro.condense.ead import EADConfig
 from ddrepro.trajectory import Trajectory
 from helpers import toy_image_data
 

@@ -10,7 +10,8 @@ from ddrepro.condense.expert import expert_checkpoints, expert_recipe
 from ddrepro.condense.mtt import check_ranges, sgd_unroll, student_batches, trajectory_matching_loss
 from ddrepro.config import NetConfig
 from ddrepro.nets import build_net
-from ddrepro.study_config import EADConfig, MTTConfig
+from ddrepro.condense.ead import EADConfig
+from ddrepro.condense.mtt import MTTConfig
 from ddrepro.trajectory import expert_trajectory
 from helpers import toy_image_data
 

@@ -1,0 +1,15 @@
+"""Chapter 5, Effect alignment (``book/05_effect_alignment``): learning compact data sets by
+matching effects (EAD).
+
+- :mod:`.config`, :mod:`.profile`: the ``effects`` section (the estimator study, the
+  ablations) and ``mtt_lr_img`` (MTT's image step per data set, chosen on validation);
+- :mod:`.influence`: the replacement effect (Def. 3.1), its estimator (Prop. 3.2) checked
+  against coupled retraining, and the error bound (Prop. 3.3).
+
+EAD and MTT themselves are condensers of the engine (:mod:`ddrepro.condense.ead`,
+:mod:`ddrepro.condense.mtt`). The membership cross-check (``ead_privacy``) reads Chapter 2's
+attacks (:mod:`ddrepro.privacy`) from its page: a one-way dependency of the book, not of this
+package. Importing the package registers its profile sections.
+"""
+
+from . import profile  # noqa: F401  (register the sections)

@@ -1,0 +1,35 @@
+"""Chapter 5's profile sections: the studies around EAD and MTT's image step per data set.
+
+EAD's and MTT's own settings are the engine sections ``ead`` and ``mtt``
+(``ddrepro/profiles.py``); these are what the chapter's pages add.
+"""
+
+from __future__ import annotations
+
+from ..profiles import register_section
+from ..tuning import StepSizeChoice
+from .config import EffectsConfig
+
+register_section(
+    "effects", EffectsConfig, owner=__name__,
+    smoke=EffectsConfig(pairs=6, horizons=(1, 2), scatter_horizon=2, t_ms=(1,), alphas=(0.0,),
+                        val_per_class=10),
+    # The estimator study on 200 (G, A) pairs of 8x8 digits; the ablations over t_m and alpha
+    # scored on 100 validation images per class (book/05_effect_alignment/ead_ablations.md).
+    cpu=EffectsConfig(pairs=200, t_ms=(1, 3, 5), alphas=(0.0, 1.0), val_per_class=100),
+)
+
+# MTT's image step per data set: the best of `values` on each data set's validation split at
+# IPC 1 (book/05_effect_alignment/ead_ablations.md, whose scorecard checks these against its
+# sweep); the table runs mtt_lr_img.apply(mtt, data set), not mtt.lr_img alone.
+register_section(
+    "mtt_lr_img", StepSizeChoice, owner=__name__,
+    smoke=StepSizeChoice(values=(10.0, 1000.0)),
+    # Validation accuracy at 1 / 3 / 10 / 30 (one thread, seed 0): MNIST 66.3 / 72.6 /
+    # 74.2 / 71.2 % (100: 61.8, 1000: 50.9, an earlier session's); Fashion-MNIST 57.6 / 58.4 /
+    # 50.9 / 40.7 % (0.3: 56.4, 100: 41.3; 100 validation images per class). MNIST's 10 is also
+    # `mtt.lr_img`, so its MTT runs keep their cache keys. An MTT run at IPC 1 with its
+    # evaluation on the validation images: ~25-40 s of one core, so the 8 runs ~4 min.
+    cpu=StepSizeChoice(values=(1.0, 3.0, 10.0, 30.0),
+                       chosen=(("mnist", 10.0), ("fashion_mnist", 3.0))),
+)
