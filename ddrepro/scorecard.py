@@ -1,9 +1,11 @@
 """The reproduction scorecard: one row per claim a chapter checks.
 
-A chapter builds a :class:`Scorecard`, adds a row for every claim of its paper
-(what the paper reports, what we measured, the criterion we judged by, and
-whether it held), shows the table and saves it as JSON beside its executed
-copy. The book's scorecard page gathers every chapter's JSON with
+A chapter builds a :class:`Scorecard` and judges every claim of its paper with
+:meth:`Scorecard.judge`: what the paper reports, what we measured as an
+:class:`~ddrepro.intervals.Estimate` (a point and its interval over the
+independent unit), and a :class:`~ddrepro.verdicts.Criterion` (from the
+chapter's ``criteria.csv``) that turns the interval into one of five outcomes.
+It shows the table and saves it as JSON beside its executed copy. The book's scorecard page gathers every chapter's JSON with
 :func:`collect`, so no number on that page is typed by hand.
 
 Where the JSON goes: ``save(path)``, else ``$DDREPRO_SCORECARD`` (set by the
@@ -21,13 +23,16 @@ from typing import Any
 import pandas as pd
 
 from .artifacts import atomic_write_bytes
+from .intervals import Estimate
+from .verdicts import OUTCOMES, Criterion, criterion_from_row
 
 ENV_PATH = "DDREPRO_SCORECARD"
 SUFFIX = ".scorecard.json"
-COLUMNS = ("chapter", "claim", "paper", "ours", "criterion", "verdict", "profile", "note")
+COLUMNS = ("chapter", "claim", "paper", "ours", "interval", "detectable", "criterion", "verdict",
+           "profile", "note")
 
 
-VERDICTS = ("reproduced", "not reproduced", "not checked", "not run")
+VERDICTS = OUTCOMES  # reproduced, not reproduced, inconclusive, not checked, not run
 
 
 def verdict(passed: bool | None) -> str:
@@ -44,12 +49,35 @@ def verdict(passed: bool | None) -> str:
 
 @dataclass(frozen=True)
 class Row:
+    """One claim: the paper's number, ours (the point), its interval and the smallest difference
+    the run could detect, the criterion, the outcome; ``key`` names the criterion's row in the
+    chapter's ``criteria.csv``, ``decide`` how many units would decide an inconclusive row."""
+
     claim: str
     paper: str
     ours: str
     criterion: str
     verdict: str
     note: str = ""
+    interval: str = "-"
+    detectable: str = "-"
+    key: str = ""
+    decide: str = ""
+
+    def sentence(self) -> str:
+        """The finding as a sentence, glued from the row (never typed): what a page says."""
+        said = {"reproduced": "holds", "not reproduced": "does not hold",
+                "inconclusive": "is undecided", "not checked": "is not tested at this profile",
+                "not run": "was not run"}[self.verdict]
+        text = f"{self.claim}: {said}"
+        if self.verdict not in ("not run",):
+            text += f" (ours {self.interval if self.interval != '-' else self.ours}; paper {self.paper}"
+            text += f"; criterion {self.criterion})"
+        if self.verdict == "inconclusive" and self.decide:
+            text += f"; about {self.decide} would decide it"
+        if self.note:
+            text += f"; {self.note}"
+        return text + "."
 
 
 def _text(value: Any) -> str:
@@ -97,11 +125,42 @@ class Scorecard:
         self.rows.append(row)
         return row
 
-    def not_run(self, claim: str, paper: Any, criterion: str, reason: str) -> Row:
+    def judge(self, claim: str, paper: Any, estimate: Estimate, criterion: Criterion, *,
+              key: str = "", note: str = "", checked: bool = True) -> Row:
+        """Judge one claim from ``estimate``'s interval by ``criterion`` (:mod:`ddrepro.verdicts`).
+
+        ``checked=False`` records the measurement as "not checked" (the profile cannot test
+        the claim, e.g. a paper-scale number at ``cpu``).
+        """
+        if not str(claim).strip():
+            raise ValueError("Scorecard.judge: claim is empty; say which claim the row checks.")
+        if not isinstance(estimate, Estimate) or not isinstance(criterion, Criterion):
+            raise ValueError("Scorecard.judge takes an intervals.Estimate and a verdicts.Criterion.")
+        outcome = criterion.judge(estimate) if checked else "not checked"
+        shown = criterion.interval_for(estimate)
+        decide = criterion.units_to_decide(estimate) if outcome == "inconclusive" else None
+        exact = estimate.method.startswith("exact")
+        row = Row(str(claim), _text(paper), _text(estimate.point), criterion.text(), outcome,
+                  str(note), interval=shown.text(), key=str(key),
+                  detectable="-" if exact else _text(shown.detectable),
+                  decide=f"{decide} {estimate.unit}" if decide else "")
+        self.rows.append(row)
+        return row
+
+    def row(self, key: str) -> Row:
+        """The row judged under criterion ``key`` (for a sentence on the page: ``card.row(k).sentence()``)."""
+        hits = [r for r in self.rows if r.key == key]
+        if len(hits) != 1:
+            raise LookupError(f"{len(hits)} rows carry criterion key {key!r}.")
+        return hits[0]
+
+    def not_run(self, claim: str, paper: Any, criterion: str | Criterion, reason: str, *,
+                key: str = "") -> Row:
         """Record a claim this run could not attempt, and why (data absent, GPU needed, ...)."""
         if not str(reason).strip():
             raise ValueError("Scorecard.not_run: give the reason the claim was not run.")
-        row = Row(str(claim), _text(paper), "-", str(criterion), "not run", str(reason))
+        text = criterion.text() if isinstance(criterion, Criterion) else str(criterion)
+        row = Row(str(claim), _text(paper), "-", text, "not run", str(reason), key=str(key))
         self.rows.append(row)
         return row
 
@@ -110,10 +169,13 @@ class Scorecard:
         return pd.DataFrame.from_records(records, columns=list(COLUMNS))
 
     def to_markdown(self) -> str:
-        """A pipe table (claim, paper, ours, criterion, verdict); notes follow the verdict."""
-        head = "| claim | paper | ours | criterion | verdict |\n| --- | --- | --- | --- | --- |\n"
+        """A pipe table (claim, paper, ours, interval, detectable, criterion, verdict); notes
+        follow the verdict."""
+        head = ("| claim | paper | ours | interval | detectable | criterion | verdict |\n"
+                "| --- | --- | --- | --- | --- | --- | --- |\n")
         body = "".join(
-            f"| {_cell(r.claim)} | {_cell(r.paper)} | {_cell(r.ours)} | {_cell(r.criterion)} | "
+            f"| {_cell(r.claim)} | {_cell(r.paper)} | {_cell(r.ours)} | {_cell(r.interval)} | "
+            f"{_cell(r.detectable)} | {_cell(r.criterion)} | "
             f"{_cell(r.verdict + (f' ({r.note})' if r.note else ''))} |\n"
             for r in self.rows
         )
@@ -165,6 +227,18 @@ def paper_row(frame: pd.DataFrame, /, **key: Any) -> pd.Series:
     return hit.iloc[0]
 
 
+def criteria_table(path: str | Path = "criteria.csv") -> dict[str, Criterion]:
+    """A chapter's ``criteria.csv``: ``key -> Criterion`` (columns ``key, claim, kind, threshold,
+    low, high, margin, center, unit, source``). Notebook, scorecard and index page all read it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no criteria table at {str(path)!r}; run the chapter from its own folder.")
+    frame = pd.read_csv(path, dtype={"key": str})
+    if frame["key"].duplicated().any():
+        raise ValueError(f"{path}: duplicate criterion keys {sorted(frame.key[frame.key.duplicated()])}.")
+    return {row["key"]: criterion_from_row(row) for row in frame.to_dict("records")}
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -178,9 +252,10 @@ def collect(build_dir: str | Path) -> pd.DataFrame:
     for path in sorted(root.rglob(f"*{SUFFIX}")):
         data = json.loads(path.read_text())
         label = run_label(data["profile"], data.get("overrides", {}))
-        records = [{"chapter": data["chapter"], **row, "profile": label}
+        records = [{"chapter": data["chapter"], **Row(**row).__dict__, "profile": label,
+                    "page": str(path.relative_to(root))[: -len(SUFFIX)]}
                    for row in data.get("rows", [])]
-        frames.append(pd.DataFrame.from_records(records, columns=list(COLUMNS)))
+        frames.append(pd.DataFrame.from_records(records, columns=[*COLUMNS, "page"]))
     if not frames:
         return empty_frame()
     # Chapter titles start with their number ("1 Basics", "1 Basics: budget study", "2 Privacy"):
@@ -210,7 +285,7 @@ def frame_markdown(frame: pd.DataFrame, columns: tuple[str, ...] = COLUMNS[:-1])
 
 
 def summary_markdown(frame: pd.DataFrame) -> str:
-    """Per chapter: how many claims were reproduced, not reproduced, not checked, not run."""
+    """Per chapter: how many claims came out in each of the five outcomes."""
     verdicts = VERDICTS
     lines = ["| chapter | profile | " + " | ".join(verdicts) + " |", "|" + " --- |" * (2 + len(verdicts))]
     for (chapter, profile), group in frame.groupby(["chapter", "profile"], sort=False):
@@ -219,8 +294,41 @@ def summary_markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def outcome_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows per (chapter, outcome): one row per chapter, one column per outcome (all five)."""
+    if frame.empty:
+        return pd.DataFrame(columns=list(VERDICTS))
+    counts = frame.groupby(["chapter", "verdict"]).size().unstack(fill_value=0)
+    return counts.reindex(columns=list(VERDICTS), fill_value=0)
+
+
+def frame_html(frame: pd.DataFrame, here: str = "book") -> str:
+    """The rows as an HTML table a reader can sort and filter (``book/_static/ddrepro_tables.js``),
+    each claim linking to the page that produced it (``here``: the linking page's folder)."""
+    import html
+    import posixpath
+
+    cols = ["chapter", "claim", "paper", "ours", "interval", "detectable", "criterion", "verdict", "profile"]
+    head = "".join(f"<th>{c}</th>" for c in cols)
+    lines = []
+    for rec in frame.to_dict("records"):
+        cells = []
+        for c in cols:
+            text = html.escape(str(rec.get(c, "")))
+            if c == "verdict" and rec.get("note"):
+                text += f" <small>({html.escape(str(rec['note']))})</small>"
+            if c == "claim" and rec.get("page"):
+                href = posixpath.relpath(str(rec["page"]), here) + ".html"
+                text = f'<a href="{html.escape(href)}">{text}</a>'
+            cells.append(f"<td>{text}</td>")
+        lines.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<table class="ddrepro-sortable table"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(lines)}</tbody></table>")
+
+
 __all__ = [
-    "Scorecard", "Row", "VERDICTS", "collect", "empty_frame", "frame_markdown", "paper_row",
+    "outcome_counts", "frame_html",
+    "Scorecard", "Row", "VERDICTS", "collect", "criteria_table", "empty_frame", "frame_markdown", "paper_row",
     "paper_table", "run_label",
     "summary_markdown", "verdict", "ENV_PATH", "SUFFIX",
 ]

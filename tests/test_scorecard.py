@@ -43,7 +43,7 @@ def test_save_uses_env_path_and_collect_reads_all(tmp_path, monkeypatch):
     assert list(table["chapter"]) == ["2 Privacy", "3 Poisoning", "3 Poisoning"]
     assert list(table["verdict"]) == ["reproduced", "not reproduced", "not checked"]
     summary = scorecard.summary_markdown(table)
-    assert "| 3 Poisoning | smoke | 0 | 1 | 1 | 0 |" in summary
+    assert "| 3 Poisoning | smoke | 0 | 1 | 0 | 1 | 0 |" in summary
 
 
 def test_save_without_a_destination_writes_nothing(monkeypatch):
@@ -74,7 +74,7 @@ def test_not_run_rows_carry_their_reason():
     assert "not run (CIFAR-10 is not under the data root)" in card.to_markdown()
     with pytest.raises(ValueError, match="reason"):
         card.not_run("x", 1, "-", " ")
-    assert "| 1 Basics | cpu | 0 | 0 | 0 | 1 |" in scorecard.summary_markdown(card.to_frame())
+    assert "| 1 Basics | cpu | 0 | 0 | 0 | 0 | 1 |" in scorecard.summary_markdown(card.to_frame())
 
 
 def test_paper_rows_are_found_by_key_and_must_be_unique(tmp_path):

@@ -20,6 +20,7 @@ from urllib.parse import urldefrag, urlparse
 import pytest
 
 from ddrepro import chapters
+from ddrepro.verdicts import OUTCOMES
 
 from .conftest import REPO
 
@@ -167,6 +168,9 @@ def chapter_urls(base: str) -> list[tuple[str, chapters.Page]]:
     return [(f"{base}/{page.rel}.html", page) for page in chapters.notebooks(REPO)]
 
 
+SCORECARD_HEAD = ["claim", "paper", "ours", "interval", "detectable", "criterion", "verdict"]
+
+
 def scorecard_rows(build: Path, page: chapters.Page) -> int:
     staged = page.staged(chapters.stage_dir(build))
     path = staged.with_name(staged.stem + ".scorecard.json")
@@ -184,16 +188,26 @@ def test_scorecards_are_tables_with_one_row_per_claim(browser, server, site):
         tab, _, _ = visit(browser, url)
         heads = tab.eval_on_selector_all(
             "main table", "ts => ts.map(t => [...t.querySelectorAll('thead th')].map(th => th.innerText.trim()))")
-        cards = [i for i, h in enumerate(heads) if h[:5] == ["claim", "paper", "ours", "criterion", "verdict"]]
+        cards = [i for i, h in enumerate(heads) if h == SCORECARD_HEAD]
         assert len(cards) == 1, (url, heads)
-        rows = tab.eval_on_selector_all("main table", f"ts => ts[{cards[0]}].querySelectorAll('tbody tr').length")
-        assert rows == expected, url
+        verdicts = tab.eval_on_selector_all(
+            "main table", f"ts => [...ts[{cards[0]}].querySelectorAll('tbody tr')].map(r => r.lastElementChild.innerText)")
+        assert len(verdicts) == expected, url
+        # only the five outcomes (a note may follow in brackets)
+        assert all(any(v == o or v.startswith(o + " (") for o in OUTCOMES) for v in verdicts), (url, verdicts)
         tab.close()
     tab, _, _ = visit(browser, f"{server}/book/scorecard.html")
     counts = tab.eval_on_selector_all(
         "main table", "ts => ts.filter(t => [...t.querySelectorAll('thead th')].some(th => "
         "th.innerText.trim() === 'claim')).map(t => t.querySelectorAll('tbody tr').length)")
     assert counts == [total], counts
+    # the book's table can be filtered and sorted, and each claim links to its page
+    assert tab.locator("input.ddrepro-filter").count() == 1
+    links = tab.eval_on_selector_all("table.ddrepro-sortable tbody td a", "as => as.map(a => a.href)")
+    assert len(links) == total and all(".html" in h for h in links)
+    tab.fill("input.ddrepro-filter", "no such claim anywhere")
+    shown = tab.eval_on_selector_all("table.ddrepro-sortable tbody tr", "rs => rs.filter(r => r.style.display !== 'none').length")
+    assert shown == 0
     tab.close()
 
 
