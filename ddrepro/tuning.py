@@ -92,6 +92,48 @@ def best_value(scores: Mapping[float, float]) -> float:
     return max(scores, key=lambda v: (scores[v], -list(scores).index(v)))
 
 
+@dataclass(frozen=True)
+class Choice:
+    """A value chosen by its score, with what it was chosen on (any choice a page makes: a rate,
+    an epoch count, a regime, a step size).
+
+    ``rows`` identifies what the scores were computed on (image ids such as ``"mnist:123"``,
+    target ids such as ``"target:7"``); :meth:`check_disjoint` refuses an evaluation that
+    reuses any of them, so a choice can never be scored on what it is then judged by, and
+    :meth:`text` is the sentence a page shows.
+    """
+
+    name: str
+    value: Any
+    scores: tuple[tuple[Any, float], ...]
+    chosen_on: str
+    rows: frozenset = frozenset()
+
+    def check_disjoint(self, evaluated: Any, what: str = "the evaluated rows") -> None:
+        """Raise unless none of ``evaluated`` (ids as in ``rows``) was used to make the choice."""
+        shared = self.rows & {str(r) for r in evaluated}
+        if shared:
+            raise ValueError(f"{self.name} was chosen on {len(shared)} of {what} (e.g. "
+                             f"{sorted(shared)[:3]}); choose on a split or pool disjoint from them.")
+
+    def text(self) -> str:
+        tried = ", ".join(f"{v}: {score:.3g}" for v, score in self.scores)
+        return f"{self.name} = {self.value}, the best on {self.chosen_on} ({tried})"
+
+
+def choose(name: str, scores: Mapping[Any, float], *, chosen_on: str, rows: Sequence = ()) -> Choice:
+    """The argmax of ``scores`` (:func:`best_value`), recorded with what it was chosen on."""
+    if not str(chosen_on).strip():
+        raise ValueError(f"choose({name!r}): say what the value was chosen on (e.g. 'the validation split').")
+    return Choice(name, best_value(scores), tuple((v, float(s)) for v, s in scores.items()), str(chosen_on),
+                  frozenset(str(r) for r in rows))
+
+
+def row_ids(data: Any) -> list[str]:
+    """``"<data set>:<source index>"`` for every image of ``data`` (an ``ImageData``): ids for :class:`Choice`."""
+    return [f"{data.name}:{int(i)}" for i in data.source_index.tolist()]
+
+
 def validation_sweep(method: str, real: Any, val: Any, ipc: int, config: Any,
                      values: Sequence[float], *, seed: int, net_cfg: Any, aug_cfg: Any,
                      eval_cfg: Any, device: Any, quiet: bool | None) -> dict[float, Any]:
@@ -123,4 +165,4 @@ def validation_sweep(method: str, real: Any, val: Any, ipc: int, config: Any,
             for v, cfg in configs.items()}
 
 
-__all__ = ["StepSizeChoice", "best_value", "validation_sweep"]
+__all__ = ["Choice", "StepSizeChoice", "best_value", "choose", "row_ids", "validation_sweep"]

@@ -101,3 +101,27 @@ def test_sweep_refuses_validation_images_that_are_training_images(monkeypatch):
     real, _ = split()
     with pytest.raises(ValueError, match="also training images"):
         validation_sweep("dm", real, real.subset_per_class(2, seed=0), 1, DMConfig(), (1.0,), **SWEEP)
+
+
+def test_a_choice_records_what_it_was_chosen_on_and_refuses_overlap():
+    from ddrepro.tuning import choose
+
+    pick = choose("poisoning rate", {0.01: 0.0, 0.03: 0.5, 0.05: 0.5}, chosen_on="validation targets 8-15",
+                  rows=[f"target:{t}" for t in range(8, 16)])
+    assert pick.value == 0.03  # the first of a tie
+    assert "validation targets 8-15" in pick.text() and "0.03: 0.5" in pick.text()
+    pick.check_disjoint([f"target:{t}" for t in range(8)], "the evaluated targets")
+    with pytest.raises(ValueError, match="chosen on 1 of the evaluated targets"):
+        pick.check_disjoint(["target:0", "target:9"], "the evaluated targets")
+    with pytest.raises(ValueError, match="say what the value was chosen on"):
+        choose("epochs", {5: 0.1}, chosen_on=" ")
+
+
+def test_row_ids_name_images_by_data_set_and_source_index():
+    from helpers import toy_image_data
+
+    from ddrepro.tuning import row_ids
+
+    data = toy_image_data(n_per_class=2, classes=2)
+    ids = row_ids(data)
+    assert len(ids) == 4 and ids[0].startswith(f"{data.name}:")
