@@ -136,7 +136,13 @@ def unit_estimate(values: Sequence[float], *, unit: str, confidence: float = 0.9
     kept = tuple(float(v) for v in x)
     if x.size == 1:
         return Estimate(mean, -math.inf, math.inf, 1, unit, "one unit: no interval", confidence, kept)
-    if np.ptp(x) == 0:  # no spread: t and bootstrap are degenerate; the interval is the point
+    if np.ptp(x) == 0:
+        # A few equal values (two networks both at chance) say nothing about the spread: t and the
+        # bootstrap would give a zero-width interval and a false certainty. A deterministic
+        # quantity is an exact_estimate instead.
+        if x.size < BOOTSTRAP_MIN_UNITS:
+            return Estimate(mean, -math.inf, math.inf, x.size, unit, "no spread: no interval",
+                            confidence, kept)
         return Estimate(mean, mean, mean, x.size, unit, "no spread", confidence, kept)
     if x.size < BOOTSTRAP_MIN_UNITS:
         low, high = stats.t.interval(confidence, x.size - 1, loc=mean, scale=stats.sem(x))

@@ -92,7 +92,9 @@ def test_clustered_values_are_one_unit_per_cluster():
 def test_paired_differences_and_degenerate_inputs():
     est = paired_estimate([3.0, 4.0, 6.0], [1.0, 1.0, 2.0], unit="seeds")
     assert est.point == pytest.approx(3.0) and est.n == 3
-    assert unit_estimate([2.0, 2.0], unit="seeds").low == 2.0
+    few_equal = unit_estimate([2.0, 2.0], unit="seeds")  # two networks both at chance: no certainty
+    assert few_equal.low == -np.inf and few_equal.high == np.inf and few_equal.point == 2.0
+    assert unit_estimate([2.0] * BOOTSTRAP_MIN_UNITS, unit="seeds").low == 2.0
     lone = unit_estimate([5.0], unit="seeds")
     assert lone.low == -np.inf and lone.high == np.inf
     with pytest.raises(ValueError, match="one value per"):
