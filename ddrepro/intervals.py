@@ -136,7 +136,7 @@ def unit_estimate(values: Sequence[float], *, unit: str, confidence: float = 0.9
     kept = tuple(float(v) for v in x)
     if x.size == 1:
         return Estimate(mean, -math.inf, math.inf, 1, unit, "one unit: no interval", confidence, kept)
-    if np.ptp(x) == 0:
+    if np.ptp(x) <= 1e-9 * max(1.0, float(np.abs(x).max())):  # equal up to float rounding
         # A few equal values (two networks both at chance) say nothing about the spread: t and the
         # bootstrap would give a zero-width interval and a false certainty. A deterministic
         # quantity is an exact_estimate instead.

@@ -95,6 +95,8 @@ def test_paired_differences_and_degenerate_inputs():
     few_equal = unit_estimate([2.0, 2.0], unit="seeds")  # two networks both at chance: no certainty
     assert few_equal.low == -np.inf and few_equal.high == np.inf and few_equal.point == 2.0
     assert unit_estimate([2.0] * BOOTSTRAP_MIN_UNITS, unit="seeds").low == 2.0
+    # differences that agree to float precision are no spread either (not a zero-width t interval)
+    assert unit_estimate([0.1 + 0.2, 0.3], unit="seeds").high == np.inf
     lone = unit_estimate([5.0], unit="seeds")
     assert lone.low == -np.inf and lone.high == np.inf
     with pytest.raises(ValueError, match="one value per"):
