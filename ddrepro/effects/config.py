@@ -20,7 +20,10 @@ class EffectsConfig:
     at each of the full-batch ``horizons`` (steps T, ``study_lr``), shown in
     detail at ``scatter_horizon``; the ablations (ead_ablations.md, scored on
     ``val_per_class`` validation images per class held out from the training
-    set): ``t_ms`` and ``alphas`` (EAD's ``t_m`` and Eq. 7's alpha).
+    set): ``t_ms`` and ``alphas`` (EAD's ``t_m`` and Eq. 7's alpha). ``seeds``: the
+    distillation seeds (``seed``, ``seed + 1``, ...) of every cell of ead.md and
+    ead_ablations.md, the independent unit of their scorecard rows (a seed's evaluation
+    networks share its synthetic set); 5, as the DC/DSA/DM tables' experiments.
     """
 
     pairs: int = 200
@@ -30,9 +33,10 @@ class EffectsConfig:
     t_ms: tuple[int, ...] = (1, 2, 5, 10, 20)
     alphas: tuple[float, ...] = (0.0, 0.5, 1.0)
     val_per_class: int = 500
+    seeds: int = 5
 
     def __post_init__(self) -> None:
-        _positive(self, "pairs", "study_lr", "val_per_class")
+        _positive(self, "pairs", "study_lr", "val_per_class", "seeds")
         _check(len(self.horizons) > 0 and all(h >= 1 for h in self.horizons)
                and list(self.horizons) == sorted(set(self.horizons)), self, "horizons",
                self.horizons, "a non-empty increasing tuple of step counts >= 1")
