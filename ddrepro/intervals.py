@@ -75,6 +75,7 @@ class Estimate:
     method: str
     confidence: float = 0.95
     values: tuple[float, ...] = field(default=(), repr=False)
+    counts: tuple[int, int] | None = None  # (successes, trials) of a Clopper-Pearson estimate
 
     def __post_init__(self) -> None:
         _check_confidence(self.confidence)
@@ -98,6 +99,8 @@ class Estimate:
             return self
         if self.method.startswith("exact"):
             return replace(self, confidence=confidence)
+        if self.counts is not None:
+            return proportion_estimate(*self.counts, unit=self.unit, confidence=confidence)
         if not self.values:
             raise ValueError(f"this {self.method} estimate keeps no unit values; build it at "
                              f"confidence {confidence} instead.")
@@ -121,7 +124,7 @@ def proportion_estimate(k: int, n: int, *, unit: str = "independent trials",
                         confidence: float = 0.95) -> Estimate:
     """``k`` of ``n`` *independent* trials: the rate with its Clopper-Pearson interval."""
     low, high = clopper_pearson(k, n, confidence)
-    return Estimate(k / n, low, high, int(n), unit, "Clopper-Pearson", confidence)
+    return Estimate(k / n, low, high, int(n), unit, "Clopper-Pearson", confidence, counts=(int(k), int(n)))
 
 
 def unit_estimate(values: Sequence[float], *, unit: str, confidence: float = 0.95,

@@ -63,6 +63,7 @@ class Row:
     detectable: str = "-"
     key: str = ""
     decide: str = ""
+    rule: str = ""
 
     def sentence(self) -> str:
         """The finding as a sentence, glued from the row (never typed): what a page says."""
@@ -72,7 +73,7 @@ class Row:
         text = f"{self.claim}: {said}"
         if self.verdict not in ("not run",):
             text += f" (ours {self.interval if self.interval != '-' else self.ours}; paper {self.paper}"
-            text += f"; criterion {self.criterion})"
+            text += f"; criterion {self.rule or self.criterion})"
         if self.verdict == "inconclusive" and self.decide:
             text += f"; about {self.decide} would decide it"
         if self.note:
@@ -143,7 +144,7 @@ class Scorecard:
         row = Row(str(claim), _text(paper), _text(estimate.point), criterion.text(), outcome,
                   str(note), interval=shown.text(), key=str(key),
                   detectable="-" if exact else _text(shown.detectable),
-                  decide=f"{decide} {estimate.unit}" if decide else "")
+                  decide=f"{decide} {estimate.unit}" if decide else "", rule=criterion.text(source=False))
         self.rows.append(row)
         return row
 

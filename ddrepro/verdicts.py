@@ -126,12 +126,17 @@ class Criterion:
         est = self.interval_for(estimate)
         lo, hi = self._bounds()
         distance = min(abs(est.point - b) for b in (lo, hi) if math.isfinite(b))
-        if distance == 0 or not math.isfinite(est.half_width) or est.half_width == 0 or est.n < 2:
+        if distance == 0:
+            return None
+        if est.counts is not None:  # Clopper-Pearson is lopsided near 0 and 1: search, do not scale
+            return _trials_to_decide(self, est)
+        if not math.isfinite(est.half_width) or est.half_width == 0 or est.n < 2:
             return None
         return max(est.n + 1, math.ceil(est.n * (est.half_width / distance) ** 2))
 
-    def text(self) -> str:
-        """The criterion as a row shows it, e.g. ``>= 40 (the paper's 'over 40 %')``."""
+    def text(self, source: bool = True) -> str:
+        """The criterion as a row shows it, e.g. ``>= 40, over targets (the paper's 'over 40 %')``;
+        ``source=False`` leaves the source out (the short form a sentence uses)."""
         fmt = lambda x: f"{x:.4g}"
         if self.kind == "at_least":
             body = f">= {fmt(self.threshold)}"
@@ -145,7 +150,22 @@ class Criterion:
             center = f"{fmt(self.center)} " if self.center else ""
             body = f"equivalent to {center or '0 '}within +-{fmt(self.margin)} (90 % interval)"
         unit = f", over {self.unit}" if self.unit else ""
-        return f"{body}{unit} ({self.source})"
+        return f"{body}{unit} ({self.source})" if source else f"{body}{unit}"
+
+
+def _trials_to_decide(criterion: Criterion, est: Estimate, limit: int = 100_000) -> int | None:
+    """The smallest number of trials at the observed rate whose Clopper-Pearson interval decides."""
+    from .intervals import proportion_estimate
+
+    k, n = est.counts
+    rate = k / n
+    size = n + 1
+    while size <= limit:
+        trial = proportion_estimate(round(rate * size), size, unit=est.unit, confidence=est.confidence)
+        if criterion.judge(trial) != "inconclusive":
+            return size
+        size = size + 1 if size < 200 else int(size * 1.05)
+    return None
 
 
 def criterion_from_row(row: dict) -> Criterion:

@@ -109,3 +109,20 @@ def test_criteria_table_reads_a_chapter_csv(tmp_path):
     table = criteria_table(tmp_path / "criteria.csv")
     assert table["asr"].threshold == 40 and table["leak"].center == 0.5 and table["leak"].margin == 0.02
     assert "0.5 within +-0.02" in table["leak"].text()
+
+
+def test_proportions_recompute_at_90_percent_and_search_the_trials_that_decide():
+    est = proportion_estimate(0, 8, unit="targets")
+    assert est.at(0.90).high < est.high and est.at(0.90).counts == (0, 8)
+    stops = Criterion("equivalent", margin=0.2, source=SRC)
+    assert stops.judge(est) == "inconclusive"
+    needed = stops.units_to_decide(est)
+    assert stops.judge(proportion_estimate(0, needed, unit="targets")) == "reproduced"
+    assert stops.judge(proportion_estimate(0, needed - 1, unit="targets")) == "inconclusive"
+
+
+def test_the_sentence_uses_the_short_criterion():
+    card = Scorecard("9 Test", "smoke")
+    crit = Criterion("at_least", threshold=40, unit="targets", source="a very long source " * 5)
+    row = card.judge("claim", "100", unit_estimate(spread(60, 30, 5), unit="targets"), crit)
+    assert "a very long source" in row.criterion and "a very long source" not in row.sentence()
