@@ -5,7 +5,8 @@
 - :mod:`.poison` (DM poisoning, Alg. 2, and the direct attack), :mod:`.gradient_matching`
   (Alg. 1), :mod:`.adaptive` and :mod:`.untargeted` (beyond the paper): the attacks;
 - :mod:`.study`: one cell of the grids (poison, condense with a defense, evaluate);
-- :mod:`.deviation`: Lemma 4.1, measured.
+- :mod:`.deviation`: Lemma 4.1, measured;
+- :mod:`.scoring`: the scorecard's inputs, one value per target (a target's runs share its poisons).
 
 The defense itself, RDM-DC's calibrated mean (Alg. 3-5) and the robust baselines, is engine
 (:mod:`ddrepro.robust`, DM's configured class mean). Importing the package registers its

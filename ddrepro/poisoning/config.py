@@ -28,7 +28,8 @@ class PoisonConfig:
     to ``pretrain_epochs`` (staggered; the paper gives no count: Witches' Brew's 40).
     Mean calibration: ``power_iterations`` of the power method (Alg. 5; "a few").
     Lemma 4.1 measured (ours): ``deviation_n`` planted Gaussian representations,
-    averaged over ``deviation_trials`` draws. The sweep (ours; the paper gives no T and
+    averaged over ``deviation_trials`` draws, each slope measured at ``deviation_seeds``
+    independent seeds (the unit its interval resamples). The sweep (ours; the paper gives no T and
     remarks that a small eps leaves DM safe, Sec. 4.3): the first ``sweep_targets``
     targets against plain DM at every ``sweep_eps`` (with T = ``attack_steps``) and every
     ``sweep_steps`` (with the first ``eps``). ``init``: the victim's synthetic images start
@@ -63,6 +64,7 @@ class PoisonConfig:
     baseline_targets: int = 5
     deviation_n: int = 20_000
     deviation_trials: int = 20
+    deviation_seeds: int = 10
     sweep_targets: int = 5
     sweep_eps: tuple[float, ...] = (16 / 255, 64 / 255, 128 / 255)
     sweep_steps: tuple[int, ...] = (60, 240, 480)
@@ -92,7 +94,7 @@ class PoisonConfig:
         _check(0.0 < self.rate < 0.5, self, "rate", self.rate, "in (0, 0.5)")
         _positive(self, "ipc", "targets", "runs", "attack_steps", "restarts", "attack_lr",
                   "pretrained", "pretrain_epochs", "power_iterations", "dm_steps", "batch_real", "victims",
-                  "deviation_n", "deviation_trials")
+                  "deviation_n", "deviation_trials", "deviation_seeds")
         known = ("dm", "rdm", "median", "trimmed", "truncated")  # ddrepro.poisoning.study.DEFENSES
         _check(len(self.defenses) > 0 and set(self.defenses) <= set(known), self, "defenses",
                self.defenses, f"a non-empty tuple of {known}")

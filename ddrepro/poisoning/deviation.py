@@ -152,6 +152,29 @@ def mixed_batch_deviation(clean: torch.Tensor, poisons: torch.Tensor, counts: Se
                          "from clean mean": float((estimate - clean.mean(0)).norm())})
     return pd.DataFrame(rows)
 
+
+def seed_slopes(eps_values: Sequence[float], d: int, *, n: int, mu_norm: float, trials: int,
+                seeds: Sequence[int], estimator: str = "calibrated") -> np.ndarray:
+    """One log-log slope of ``estimator``'s expected deviation against eps per seed: each seed an
+    independent :func:`deviation_sweep` of ``trials`` draws (the unit a slope's interval resamples;
+    splitting one seed's trials would raise the noise floor of the small deviations, not add units)."""
+    if len(eps_values) < 2 or not seeds:
+        raise ValueError("seed_slopes needs at least two eps values and one seed.")
+    return np.array([loglog_slope(eps_values, deviation_sweep(eps_values, [d], n=n, mu_norm=mu_norm,
+                                                             trials=trials, seed=int(s),
+                                                             estimators=(estimator,)).deviation)
+                     for s in seeds])
+
+
+def unit_slopes(frame: pd.DataFrame, *, by: str, x: str = "eps", y: str = "deviation") -> pd.Series:
+    """The log-log slope of ``y`` against ``x`` per value of ``by`` (e.g. one per random network of
+    :func:`mixed_batch_deviation`'s frames): one value per independent unit."""
+    for name in (by, x, y):
+        if name not in frame.columns:
+            raise ValueError(f"unit_slopes: no column {name!r}; the frame has {', '.join(frame.columns)}.")
+    return frame.groupby(by, sort=False).apply(lambda g: loglog_slope(g[x], g[y])).astype(float)
+
+
 __all__ = ["ESTIMATORS", "LEMMA_ALPHA", "deviation_sweep", "expected_deviation", "loglog_slope",
-           "mixed_batch_deviation",
-           "planted_features", "separation", "trimming_residual"]
+           "mixed_batch_deviation", "planted_features", "seed_slopes", "separation", "trimming_residual",
+           "unit_slopes"]

@@ -11,7 +11,8 @@ register_section(
                        restarts=1, pretrained=1, pretrain_epochs=1, gm_targets=1, power_iterations=2,
                        dm_steps=2, batch_real=8,
                        direct_targets=1, defenses=("dm", "median", "rdm"), deviation_n=2000,
-                       deviation_trials=2, baseline_targets=1, sweep_targets=1, sweep_eps=(16 / 255, 64 / 255),
+                       deviation_trials=2, deviation_seeds=2, baseline_targets=1, sweep_targets=1,
+                       sweep_eps=(16 / 255, 64 / 255),
                        sweep_steps=(1, 2), adaptive_targets=1, untargeted_rates=(0.05, 0.1),
                        untargeted_anchors=4),
     # Chapter 3: 300 DM steps from noise is where the synthetic images stop looking like
@@ -43,6 +44,9 @@ register_section(
     # Measured cells (1 thread, nice 19, load 5-6 on 2 cores, CPU seconds): clean DM 69, clean
     # RDM-DC 57, DM poisoning vs DM 82 (crafting 40) and vs RDM-DC 56, "through" vs RDM-DC 129
     # (crafting 99: the whole class of 500 goes through the network per step), "spread" 131 (75).
+    # robust_means: each Gaussian slope at deviation_seeds = 5 seeds (one sweep of 20 trials each,
+    # the calibrated mean only beyond the first): ~9 s a seed for the eps sweep, 45-60 s for the
+    # small-eps one (N = 500,000), so ~4 extra minutes (measured 2026-12-07, load ~1.5 on 2 cores).
     # Gradient matching is not run in a page at cpu (gm_targets = 0: its 16 networks of 40 epochs
     # are the paper profile's); 4 networks of <= 8 epochs size benchmarks/bench_poison_attacks.py.
     cpu=PoisonConfig(dataset="fashion_mnist", ipc=10, targets=8, runs=1, attack_steps=100,
@@ -51,5 +55,5 @@ register_section(
                      table_rate=0.03, dm_poison_targets=0, gm_targets=0,
                      sweep_targets=2, sweep_eps=(16 / 255, 64 / 255, 128 / 255),
                      sweep_steps=(30, 100, 300), adaptive_targets=2, untargeted_rates=(0.01, 0.1),
-                     pretrained=4, pretrain_epochs=8),
+                     pretrained=4, pretrain_epochs=8, deviation_seeds=5),
 )

@@ -75,3 +75,32 @@ def test_mixed_batch_deviation_of_the_plain_mean_is_the_share_times_the_shift():
     assert (frame.deviation >= 0).all()
     with pytest.raises(ValueError, match="count 11"):
         mixed_batch_deviation(clean, poisons, [11])
+
+
+def test_seed_slopes_are_one_independent_sweep_per_seed():
+    from ddrepro.poisoning.deviation import seed_slopes
+
+    plain = seed_slopes(EPS, 16, n=4_000, mu_norm=MU, trials=4, seeds=[0, 1, 2], estimator="mean")
+    assert plain.shape == (3,)
+    assert all(abs(s - 1.0) < 0.1 for s in plain)  # Eq. 6 on planted data, at every seed
+    calibrated = seed_slopes(EPS, 16, n=4_000, mu_norm=MU, trials=4, seeds=[0, 1, 2])
+    assert len(set(calibrated.round(6))) == 3  # the seeds are distinct draws, not one sweep repeated
+    # each seed is the sweep of that seed alone
+    alone = deviation_sweep(EPS, [16], n=4_000, mu_norm=MU, trials=4, seed=1, estimators=("calibrated",))
+    assert calibrated[1] == pytest.approx(loglog_slope(alone.eps, alone.deviation))
+    with pytest.raises(ValueError, match="two eps"):
+        seed_slopes(EPS[:1], 16, n=100, mu_norm=MU, trials=1, seeds=[0])
+
+
+def test_unit_slopes_fit_one_slope_per_unit():
+    import pandas as pd
+
+    from ddrepro.poisoning.deviation import unit_slopes
+
+    frame = pd.DataFrame({"net": [0, 0, 0, 1, 1, 1], "eps": [0.1, 0.2, 0.4] * 2,
+                          "deviation": [1.0, 2.0, 4.0, 1.0, 4.0, 16.0]})
+    slopes = unit_slopes(frame, by="net")
+    assert list(slopes.index) == [0, 1]
+    assert slopes.to_numpy() == pytest.approx([1.0, 2.0])
+    with pytest.raises(ValueError, match="no column 'seed'"):
+        unit_slopes(frame, by="seed")
