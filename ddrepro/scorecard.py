@@ -35,17 +35,6 @@ COLUMNS = ("chapter", "claim", "paper", "ours", "interval", "detectable", "crite
 VERDICTS = OUTCOMES  # reproduced, not reproduced, inconclusive, not checked, not run
 
 
-def verdict(passed: bool | None) -> str:
-    """``True`` -> reproduced, ``False`` -> not reproduced, ``None`` -> not checked.
-
-    ("not run", for a claim the run could not attempt, comes from :meth:`Scorecard.not_run`.)
-    """
-    if passed is None:
-        return "not checked"
-    if not isinstance(passed, bool):
-        raise ValueError(f"passed = {passed!r}; use True, False or None (not checked).")
-    return "reproduced" if passed else "not reproduced"
-
 
 @dataclass(frozen=True)
 class Row:
@@ -115,16 +104,6 @@ class Scorecard:
     @property
     def label(self) -> str:
         return run_label(self.profile, self.overrides)
-
-    def add(self, claim: str, paper: Any, ours: Any, criterion: str,
-            passed: bool | None, note: str = "") -> Row:
-        """Record one claim; ``passed=None`` marks a claim this run did not test."""
-        if not str(claim).strip():
-            raise ValueError("Scorecard.add: claim is empty; say which claim the row checks.")
-        row = Row(str(claim), _text(paper), _text(ours), str(criterion),
-                  verdict(passed), str(note))
-        self.rows.append(row)
-        return row
 
     def judge(self, claim: str, paper: Any, estimate: Estimate, criterion: Criterion, *,
               key: str = "", note: str = "", checked: bool = True) -> Row:
@@ -331,5 +310,5 @@ __all__ = [
     "outcome_counts", "frame_html",
     "Scorecard", "Row", "VERDICTS", "collect", "criteria_table", "empty_frame", "frame_markdown", "paper_row",
     "paper_table", "run_label",
-    "summary_markdown", "verdict", "ENV_PATH", "SUFFIX",
+    "summary_markdown", "ENV_PATH", "SUFFIX",
 ]

@@ -1,30 +1,38 @@
-"""Scorecard rows: verdicts derived from `passed`, JSON round trip, collection for the book."""
+"""Scorecard rows: verdicts judged from an interval only, JSON round trip, collection for the book."""
 
 from __future__ import annotations
 
 import pytest
 
 from ddrepro import scorecard
+from ddrepro.intervals import exact_estimate, unit_estimate
 from ddrepro.scorecard import Scorecard
+from ddrepro.verdicts import Criterion
+
+NEAR = Criterion("within", low=0.45, high=0.55, source="test")
+HIGH = Criterion("at_least", threshold=0, source="test")
 
 
-def test_verdict_follows_passed():
+def _judge(card, claim, values, criterion=HIGH, **kw):
+    return card.judge(claim, 1, unit_estimate(values, unit="seeds"), criterion, **kw)
+
+
+def test_outcomes_follow_the_interval_and_a_point_cannot_be_scored():
     card = Scorecard("2 Privacy", "smoke")
-    card.add("claim a", 0.5, 0.49, "within 0.05", True)
-    card.add("claim b", "78 %", None, "above 0", False, note="tiny run")
-    card.add("claim c", 1, 2, "-", None)
-    assert list(card.to_frame()["verdict"]) == ["reproduced", "not reproduced", "not checked"]
-    assert list(card.to_frame()["ours"]) == ["0.49", "-", "2"]
-
-
-def test_passed_must_be_bool_or_none():
-    with pytest.raises(ValueError, match="passed"):
-        Scorecard("x", "cpu").add("c", 1, 1, "-", 1)
+    card.judge("claim a", 0.5, exact_estimate(0.49), NEAR)
+    _judge(card, "claim b", [-3.0, -2.9, -3.1], note="tiny run")
+    _judge(card, "claim c", [1.0, 2.0], checked=False)
+    _judge(card, "claim d", [-1.0, 2.0])
+    assert list(card.to_frame()["verdict"]) == ["reproduced", "not reproduced", "not checked", "inconclusive"]
+    assert list(card.to_frame()["ours"]) == ["0.49", "-3", "1.5", "0.5"]
+    assert not hasattr(card, "add")  # no row is judged from a point and a boolean
+    with pytest.raises(ValueError, match="Estimate"):
+        card.judge("e", 1, 0.5, NEAR)
 
 
 def test_markdown_table_has_a_row_per_claim_and_escapes_pipes():
     card = Scorecard("3 Poisoning", "cpu")
-    card.add("ASR | RDM-DC", "0 %", "0 %", "<= 4 %", True)
+    card.judge("ASR | RDM-DC", "0 %", exact_estimate(0.0), Criterion("at_most", threshold=0.04, source="t"))
     text = card._repr_markdown_()
     assert text.count("\n| ") == 3  # header, separator, one row
     assert "ASR \\| RDM-DC" in text
@@ -32,12 +40,12 @@ def test_markdown_table_has_a_row_per_claim_and_escapes_pipes():
 
 def test_save_uses_env_path_and_collect_reads_all(tmp_path, monkeypatch):
     first = Scorecard("2 Privacy", "smoke")
-    first.add("a", 1, 1, "-", True)
+    _judge(first, "a", [1.0, 1.1, 0.9])
     assert first.save(tmp_path / "02" / "ch.scorecard.json").is_file()
     monkeypatch.setenv(scorecard.ENV_PATH, str(tmp_path / "03" / "ch.scorecard.json"))
     second = Scorecard("3 Poisoning", "smoke")
-    second.add("b", 2, 3, "-", False)
-    second.add("c", 2, 3, "-", None)
+    _judge(second, "b", [-1.0, -1.1, -0.9])
+    _judge(second, "c", [1.0, 2.0], checked=False)
     assert second.save() == tmp_path / "03" / "ch.scorecard.json"
     table = scorecard.collect(tmp_path)
     assert list(table["chapter"]) == ["2 Privacy", "3 Poisoning", "3 Poisoning"]
@@ -58,7 +66,7 @@ def test_collect_rejects_a_missing_dir(tmp_path):
 
 def test_a_run_with_overrides_says_so_everywhere(tmp_path):
     card = Scorecard("1 Basics", "cpu", overrides={"dm.steps": 5, "ipcs": [1]})
-    card.add("a", 1, 1, "-", True)
+    _judge(card, "a", [1.0, 1.1, 0.9])
     assert "profile `cpu + dm.steps=5, ipcs=[1]`" in card.to_markdown()
     card.save(tmp_path / "c.scorecard.json")
     assert list(scorecard.collect(tmp_path)["profile"]) == ["cpu + dm.steps=5, ipcs=[1]"]
