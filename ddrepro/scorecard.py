@@ -150,12 +150,13 @@ class Scorecard:
 
     def to_markdown(self) -> str:
         """A pipe table (claim, paper, ours, interval, detectable, criterion, verdict); notes
-        follow the verdict."""
+        follow the verdict. The criterion is its short form: its source is in the chapter's
+        ``criteria.csv``, which the index page shows."""
         head = ("| claim | paper | ours | interval | detectable | criterion | verdict |\n"
                 "| --- | --- | --- | --- | --- | --- | --- |\n")
         body = "".join(
             f"| {_cell(r.claim)} | {_cell(r.paper)} | {_cell(r.ours)} | {_cell(r.interval)} | "
-            f"{_cell(r.detectable)} | {_cell(r.criterion)} | "
+            f"{_cell(r.detectable)} | {_cell(r.rule or r.criterion)} | "
             f"{_cell(r.verdict + (f' ({r.note})' if r.note else ''))} |\n"
             for r in self.rows
         )
@@ -235,7 +236,7 @@ def collect(build_dir: str | Path) -> pd.DataFrame:
         records = [{"chapter": data["chapter"], **Row(**row).__dict__, "profile": label,
                     "page": str(path.relative_to(root))[: -len(SUFFIX)]}
                    for row in data.get("rows", [])]
-        frames.append(pd.DataFrame.from_records(records, columns=[*COLUMNS, "page"]))
+        frames.append(pd.DataFrame.from_records(records, columns=[*COLUMNS, "page", "rule"]))
     if not frames:
         return empty_frame()
     # Chapter titles start with their number ("1 Basics", "1 Basics: budget study", "2 Privacy"):
@@ -246,7 +247,7 @@ def collect(build_dir: str | Path) -> pd.DataFrame:
 
 def empty_frame() -> pd.DataFrame:
     """The scorecard table with no rows (nothing executed yet)."""
-    return pd.DataFrame(columns=list(COLUMNS))
+    return pd.DataFrame(columns=[*COLUMNS, "page", "rule"])
 
 
 def frame_markdown(frame: pd.DataFrame, columns: tuple[str, ...] = COLUMNS[:-1]) -> str:
@@ -300,10 +301,12 @@ def frame_html(frame: pd.DataFrame, here: str = "book") -> str:
             if c == "claim" and rec.get("page"):
                 href = posixpath.relpath(str(rec["page"]), here) + ".html"
                 text = f'<a href="{html.escape(href)}">{text}</a>'
+            if c == "criterion" and rec.get("rule"):  # the short form; the source on hover
+                text = f'<span title="{html.escape(str(rec["criterion"]))}">{html.escape(str(rec["rule"]))}</span>'
             cells.append(f"<td>{text}</td>")
         lines.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<table class="ddrepro-sortable table"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(lines)}</tbody></table>")
+    return (f'<div style="overflow-x: auto"><table class="ddrepro-sortable table"><thead><tr>{head}'
+            f"</tr></thead><tbody>{''.join(lines)}</tbody></table></div>")
 
 
 __all__ = [

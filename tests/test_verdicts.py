@@ -99,6 +99,14 @@ def test_a_scorecard_row_shows_interval_power_and_the_sentence_follows_the_outco
     changed = Row(**{k: frame.iloc[0][k] for k in Row.__dataclass_fields__ if k in frame.columns})
     assert changed.sentence() != row.sentence() and "does not hold" in changed.sentence()
     assert frame.iloc[0]["page"] == "x"
+    # the book's table shows the short criterion, its source on hover, and links the page
+    from ddrepro.scorecard import frame_html
+
+    table = frame_html(frame, here=".")
+    import html
+
+    assert 'href="x.html"' in table and f'title="{html.escape(row.criterion)}"' in table
+    assert f">{html.escape(row.rule)}</span>" in table
 
 
 def test_criteria_table_reads_a_chapter_csv(tmp_path):
