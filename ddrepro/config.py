@@ -154,7 +154,10 @@ class EvalConfig:
     The recipe of DC/DSA/DM: SGD lr 0.01, momentum 0.9, weight decay 5e-4,
     batch 256, learning rate x0.1 at half the epochs (momentum reset there, as
     the reference re-creates its optimiser), 1000 epochs, DSA on.
-    ``n_models`` networks are trained at once (the papers report 20). The
+    ``decay_epochs`` moves the decay: ``None`` is the papers' single decay at
+    ``epochs // 2``; a tuple lists every epoch at which the rate drops x0.1
+    (e.g. ``(50, 100)`` of 150, the bias paper's full-set schedule); ``()`` keeps
+    the rate constant (MTT's experts). ``n_models`` networks are trained at once (the papers report 20). The
     reference code trains 1001 epochs, decaying after epoch 501; see
     :func:`ddrepro.evaluate.lr_at`.
 
@@ -173,9 +176,16 @@ class EvalConfig:
     n_models: int = 20
     augment: str = "dsa"
     test_batch_size: int = 1024
+    decay_epochs: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         _positive(self, "epochs", "batch_size", "lr", "n_models", "test_batch_size")
+        if self.decay_epochs is not None:
+            object.__setattr__(self, "decay_epochs", tuple(self.decay_epochs))
+            ok = all(isinstance(e, int) and 1 <= e < self.epochs for e in self.decay_epochs) and \
+                list(self.decay_epochs) == sorted(set(self.decay_epochs))
+            _check(ok, self, "decay_epochs", self.decay_epochs,
+                   f"None, or increasing epochs in [1, {self.epochs})")
         _momentum(self)
         _check(self.weight_decay >= 0.0, self, "weight_decay", self.weight_decay, ">= 0")
         _check(self.augment in EVAL_AUGMENTATIONS, self, "augment", self.augment,

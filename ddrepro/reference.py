@@ -20,7 +20,7 @@ from .nets import build_net
 from .runtime import is_quiet, progress, resolve_device
 from .synthetic import SyntheticSet
 from .train import (
-    Augmentation, batch_loss, check_training_inputs, data_generator, decay_epoch, derive_seed,
+    Augmentation, batch_loss, check_training_inputs, data_generator, decay_epochs, derive_seed,
     lr_at, model_weights,
 )
 
@@ -46,7 +46,7 @@ def train_model_loop(images: Tensor, labels: Tensor, k: int, *, net_cfg: NetConf
     generator = data_generator(seed, k)
     opt = _reference_sgd(net, lr_at(0, eval_cfg), eval_cfg)
     for epoch in progress(range(eval_cfg.epochs), desc=f"model {k}", quiet=is_quiet(quiet)):
-        if epoch == decay_epoch(eval_cfg):
+        if epoch in decay_epochs(eval_cfg):
             # As the reference: a new optimiser at the decayed rate, so no momentum carries over.
             opt = _reference_sgd(net, lr_at(epoch, eval_cfg), eval_cfg)
         order = torch.randperm(n, generator=generator).to(dev)

@@ -4,7 +4,8 @@ The recipe is the evaluation protocol of DC (Zhao et al., ICLR 2021), DSA and
 DM (``ddrepro.config.EvalConfig``): SGD with learning rate 0.01, momentum
 0.9, weight decay 5e-4, minibatches of 256, the learning rate times 0.1 from
 epoch ``epochs // 2`` on with the momentum reset to zero there (the reference
-builds a new optimiser at the decay), 1000 epochs, DSA applied to every
+builds a new optimiser at the decay; ``EvalConfig.decay_epochs`` moves or adds
+decays), 1000 epochs, DSA applied to every
 training batch. Other callers pass their own :class:`Recipe` (DC's inner
 network updates: plain SGD at a constant rate).
 
@@ -62,41 +63,44 @@ def derive_seed(seed: int, k: int, purpose: str) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def decay_epoch(eval_cfg: EvalConfig) -> int:
-    """The first epoch at ``0.1 * lr``: ``epochs // 2`` (at least 1; 1 = never for one epoch)."""
-    return max(eval_cfg.epochs // 2, 1)
+def decay_epochs(eval_cfg: EvalConfig) -> tuple[int, ...]:
+    """The epochs at which the rate drops x0.1: ``eval_cfg.decay_epochs``, or by default
+    ``(epochs // 2,)`` (none for a one-epoch run, which keeps ``lr``)."""
+    if eval_cfg.decay_epochs is not None:
+        return eval_cfg.decay_epochs
+    return (eval_cfg.epochs // 2,) if eval_cfg.epochs > 1 else ()
 
 
 def lr_at(epoch: int, eval_cfg: EvalConfig) -> float:
-    """The step size of ``epoch``: ``lr`` before ``epochs // 2``, ``0.1 * lr`` from there on.
+    """The step size of ``epoch``: ``lr`` times 0.1 per decay epoch reached (:func:`decay_epochs`).
 
-    A one-epoch run keeps ``lr``. The reference (DatasetCondensation
-    ``evaluate_synset``) is off by one: it runs ``Epoch + 1`` = 1001 epochs and
-    decays after epoch ``Epoch // 2 + 1``; we keep the papers' 1000 epochs, halved.
+    The reference (DatasetCondensation ``evaluate_synset``) is off by one: it
+    runs ``Epoch + 1`` = 1001 epochs and decays after epoch ``Epoch // 2 + 1``;
+    we keep the papers' 1000 epochs, halved.
     """
-    return eval_cfg.lr * (0.1 if epoch >= decay_epoch(eval_cfg) else 1.0)
+    return Recipe.from_eval(eval_cfg).lr_at(epoch)
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """How SGD runs: ``epochs`` passes in minibatches of ``batch_size``; from ``decay_at`` on
-    (None: never) the rate is ``0.1 * lr`` and the momentum restarts from zero."""
+    """How SGD runs: ``epochs`` passes in minibatches of ``batch_size``; at each epoch of
+    ``decay_at`` the rate drops x0.1 and the momentum restarts from zero (empty: constant)."""
 
     epochs: int
     batch_size: int
     lr: float
     momentum: float = 0.0
     weight_decay: float = 0.0
-    decay_at: int | None = None
+    decay_at: tuple[int, ...] = ()
 
     @classmethod
     def from_eval(cls, cfg: EvalConfig) -> "Recipe":
         """The papers' evaluation protocol (module docstring)."""
         return cls(cfg.epochs, cfg.batch_size, cfg.lr, cfg.momentum, cfg.weight_decay,
-                   decay_epoch(cfg))
+                   decay_epochs(cfg))
 
     def lr_at(self, epoch: int) -> float:
-        return self.lr * (0.1 if self.decay_at is not None and epoch >= self.decay_at else 1.0)
+        return self.lr * 0.1 ** sum(epoch >= d for d in self.decay_at)
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -283,7 +287,7 @@ def sgd_train(base: nn.Module, params: dict[str, Tensor], buffers: dict[str, Ten
     it = 0
     for epoch in progress(range(recipe.epochs), desc=desc, quiet=is_quiet(quiet)):
         lr = recipe.lr_at(epoch)
-        if epoch == recipe.decay_at:
+        if epoch in recipe.decay_at:
             for buf in momenta:  # the reference re-creates its SGD optimiser here
                 buf.zero_()
         orders = _epoch_orders(rows, masks, generators, n)
@@ -369,6 +373,6 @@ def train_models(images: Tensor, labels: Tensor, *, net_cfg: NetConfig, eval_cfg
 
 __all__ = [
     "Recipe", "TrainedModels", "batch_loss", "check_training_inputs", "data_generator",
-    "decay_epoch", "derive_seed", "lr_at", "model_weights", "per_sample_loss", "sgd_step",
+    "decay_epochs", "derive_seed", "lr_at", "model_weights", "per_sample_loss", "sgd_step",
     "sgd_train", "steps_per_epoch", "train_models",
 ]

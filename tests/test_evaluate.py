@@ -93,6 +93,34 @@ def test_lr_is_divided_by_ten_from_half_the_epochs():
     assert lr_at(0, EvalConfig(epochs=1, lr=0.01)) == 0.01   # nothing to decay in one epoch
 
 
+def test_decay_epochs_give_a_step_schedule_or_a_constant_rate():
+    # the bias paper's full-set schedule: x0.1 at epochs 50 and 100 of 150
+    cfg = EvalConfig(epochs=150, lr=0.01, decay_epochs=(50, 100))
+    rates = [lr_at(e, cfg) for e in range(150)]
+    assert rates[:50] == [0.01] * 50
+    assert rates[50:100] == [pytest.approx(0.001)] * 50 and rates[100:] == [pytest.approx(1e-4)] * 50
+    assert {lr_at(e, EvalConfig(epochs=4, lr=0.03, decay_epochs=())) for e in range(4)} == {0.03}
+
+
+@pytest.mark.parametrize("bad", [(0,), (3,), (2, 1), (1, 1)])
+def test_decay_epochs_outside_the_run_are_refused(bad):
+    with pytest.raises(ValueError, match="decay_epochs"):
+        EvalConfig(epochs=3, decay_epochs=bad)
+
+
+def test_two_decays_restart_momentum_twice_as_the_reference_loop():
+    # the batched loop and a plain torch.optim.SGD loop that re-creates its optimiser at each decay
+    images, labels = toy()
+    cfg = EvalConfig(epochs=3, batch_size=64, n_models=2, lr=0.05, momentum=0.9, weight_decay=0.01,
+                     augment="none", decay_epochs=(1, 2))
+    kw = {"net_cfg": NET, "eval_cfg": cfg, "num_classes": 4, "seed": 2, "device": "cpu",
+          "quiet": True}
+    models = train_models(images, labels, record_every=1, engine="unrolled", **kw)
+    assert [float(c["lr"]) for c in models.trajectory] == pytest.approx([0.05, 0.005, 5e-4, 5e-4])
+    for k in range(2):
+        assert max_diff(models, k, train_model_loop(images, labels, k, **kw)) == 0.0
+
+
 def test_recorded_steps_use_the_recorded_learning_rate():
     # full batch, no momentum or decay: p_{s+1} = p_s - lr_s * grad(p_s), checked by recomputing grad
     images, labels = toy()
