@@ -120,11 +120,14 @@ def setup(prefix: str | Path | None = None, app_dir: str | Path | None = None) -
             f"JupyterLab opens .md chapters as notebooks (jupytext) -> {settings}"]
 
 
-def server_command(root: Path, extra: Sequence[str] = ()) -> list[str]:
+def server_command(root: Path, extra: Sequence[str] = (), *, as_root: bool | None = None) -> list[str]:
     """``jupyter lab`` on 127.0.0.1, rooted at ``root``, ``book/`` open, then ``extra``.
 
     A default is left out when ``extra`` sets the same option (traitlets rejects
     a second value), so ``--ServerApp.root_dir=DIR`` or ``--ip`` replace ours.
+    Run as root (``as_root``, default: this process's user), as in a container,
+    it adds ``--allow-root``: Jupyter otherwise refuses to start, and the
+    server still listens on this machine only.
     """
     defaults = [
         (("--ServerApp.ip", "--ip"), "127.0.0.1"),  # only this machine can connect
@@ -133,6 +136,8 @@ def server_command(root: Path, extra: Sequence[str] = ()) -> list[str]:
     ]
     given = {arg.split("=", 1)[0] for arg in extra if arg.startswith("--")}
     ours = [f"{names[0]}={value}" for names, value in defaults if not given & set(names)]
+    if (os.geteuid() == 0 if as_root is None else as_root) and "--allow-root" not in given:
+        ours.append("--allow-root")
     return [sys.executable, "-m", "jupyterlab", *ours, *extra]
 
 

@@ -85,6 +85,13 @@ def test_server_command_binds_localhost_and_lets_passed_options_win(tmp_path):
     assert not [a for a in mine if a.startswith(("--ServerApp.root_dir=" + str(tmp_path), "--ServerApp.ip"))]
 
 
+def test_server_command_allows_root_only_as_root(tmp_path):
+    # Jupyter refuses to start as root without --allow-root (containers, CI run as root)
+    assert "--allow-root" in lab.server_command(tmp_path, as_root=True)
+    assert "--allow-root" not in lab.server_command(tmp_path, as_root=False)
+    assert lab.server_command(tmp_path, ["--allow-root"], as_root=True).count("--allow-root") == 1
+
+
 def test_lab_options_reach_jupyter_but_other_commands_stay_strict(capsys, monkeypatch):
     from ddrepro import cli
 
@@ -152,8 +159,6 @@ def lab_server(tmp_path_factory, book_data):
     log_path = tmp / "server.log"
     command = [sys.executable, "-m", "ddrepro", "lab", "--no-browser", f"--port={port}",
                "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}"]
-    if os.geteuid() == 0:  # containers and CI often run as root; Jupyter refuses without it
-        command.append("--allow-root")
     with open(log_path, "wb") as log:
         server = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
