@@ -32,9 +32,10 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from .artifacts import atomic_write_bytes, source_hash
 from .chapters import (
@@ -257,6 +258,36 @@ def _copy_if_changed(src: Path, dst: Path) -> None:
     shutil.copy2(src, dst)
 
 
+def recorded_seconds(page: Page, stage: Path, params: Mapping[str, Any]) -> float | None:
+    """How long ``page``'s last recorded run took at the same profile (stale or not), if any."""
+    try:
+        saved = json.loads(record_path(page, stage).read_text())
+    except (OSError, ValueError):
+        return None
+    same = saved.get("key", {}).get("params", {}).get("profile") == params.get("profile")
+    return float(saved["seconds"]) if same and saved.get("status") == "ok" else None
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def progress_line(k: int, n: int, elapsed: float, left: Sequence[float | None]) -> str:
+    """``[page k+1/n, elapsed, what is left]``: the pages still to run, estimated from their last
+    recorded times (``None``: never recorded at this profile, so not in the estimate)."""
+    known = [s for s in left if s is not None]
+    unknown = len(left) - len(known)
+    if not left or not known:
+        estimate = "no earlier times recorded" if left else "nothing left to run"
+    else:
+        estimate = f"~{_duration(sum(known))} left by the last recorded times"
+        if unknown:
+            estimate += f", {unknown} page(s) never timed"
+    return f"[page {k + 1}/{n}, {_duration(elapsed)} elapsed, {estimate}]"
+
+
 @dataclass
 class BuildResult:
     returncode: int
@@ -306,7 +337,9 @@ def run_book(root: Path, build: Path, *, profile: str, quiet: bool = False,
             check_data(profile_datasets(params))
     stage_sources(root, stage)
     results: list[RunResult] = []
-    for page, params in plans:
+    last_seconds = {page.rel: recorded_seconds(page, stage, params) for page, params in plans}
+    start = time.perf_counter()
+    for k, (page, params) in enumerate(plans):
         if skip_run:
             present = page.staged(stage).is_file()
             failure = None if present else Failure(None, "", "no executed copy yet (run without --skip-run)")
@@ -314,7 +347,9 @@ def run_book(root: Path, build: Path, *, profile: str, quiet: bool = False,
                                      page.staged(stage), failure))
             continue
         if not is_up_to_date(page, params, stage):
-            out(f"[ddrepro] {page.rel}: running (profile {params.get('profile')})")
+            left = [last_seconds[p.rel] for p, q in plans[k:] if not is_up_to_date(p, q, stage)]
+            out(f"[ddrepro] {progress_line(k, len(plans), time.perf_counter() - start, left)} "
+                f"{page.rel}: running (profile {params.get('profile')})")
         result = execute(page, params, stage, quiet=quiet)
         tail = f" in {result.seconds:.1f}s" if result.status != "up to date" else ""
         out(f"[ddrepro] {page.rel}: {result.status}{tail}")
@@ -337,5 +372,5 @@ def run_book(root: Path, build: Path, *, profile: str, quiet: bool = False,
 
 __all__ = [
     "RunResult", "Failure", "BuildResult", "execute", "is_up_to_date", "record_path", "run_key",
-    "stage_sources", "build_site", "run_book",
+    "stage_sources", "build_site", "run_book", "progress_line", "recorded_seconds",
 ]

@@ -135,6 +135,26 @@ def test_up_to_date_only_when_notebook_source_and_params_match(tmp_path):
     assert not runner.is_up_to_date(page, params, tmp_path)
 
 
+def test_recorded_seconds_come_from_the_last_ok_run_at_the_same_profile(tmp_path):
+    page = chapters.resolve_chapter("data", REPO)
+    params = {"profile": "cpu"}
+    assert runner.recorded_seconds(page, tmp_path, params) is None       # never run
+    _fake_executed(page, tmp_path, params)
+    record = runner.record_path(page, tmp_path)
+    record.write_text(json.dumps({**json.loads(record.read_text()), "seconds": 42.5}))
+    assert runner.recorded_seconds(page, tmp_path, params) == 42.5
+    assert runner.recorded_seconds(page, tmp_path, {"profile": "smoke"}) is None
+    record.write_text(json.dumps({**json.loads(record.read_text()), "status": "failed"}))
+    assert runner.recorded_seconds(page, tmp_path, params) is None
+
+
+def test_the_build_progress_line_counts_pages_and_estimates_what_is_left():
+    line = runner.progress_line(2, 17, 125.0, [600.0, None, 3000.0])
+    assert line == "[page 3/17, 2m05s elapsed, ~1h00m left by the last recorded times, 1 page(s) never timed]"
+    assert runner.progress_line(0, 3, 0.0, [None, None]) == \
+        "[page 1/3, 0m00s elapsed, no earlier times recorded]"
+
+
 def test_scorecard_page_reruns_when_a_chapter_adds_rows(tmp_path):
     page = chapters.resolve_chapter("scorecard", REPO)
     params = {"profile": "smoke"}
