@@ -98,7 +98,7 @@ def stand_in_expert(ctx, cfg, n_checkpoints: int):
     params, buffers = stack_module_state(nets)
     params = {k: v.detach().to(ctx.device) for k, v in params.items()}
     buffers = {k: v[0].to(ctx.device) for k, v in buffers.items()}
-    updates = torch.full((n_checkpoints,), cfg.checkpoint_every, dtype=torch.int64)
+    updates = torch.full((n_checkpoints,), getattr(cfg, "checkpoint_every", 1), dtype=torch.int64)  # MTT: an epoch
     updates[-1] = 0
     traj = Trajectory(nets[0].to(ctx.device), params, buffers,
                       torch.full((n_checkpoints,), cfg.expert_lr), updates).to(ctx.device)
@@ -123,7 +123,9 @@ def one_method(method: str, profile: str, ipc: int, real_per_class: int, steps: 
     n_checkpoints = 1 + (cfg.t_m if method == "ead" else
                          cfg.max_start + cfg.expert_steps if method == "mtt" else 0)
     stub = (lambda ctx, c: stand_in_expert(ctx, c, n_checkpoints))
-    ead.expert_for = mtt.expert_for = stub  # this subprocess only: no expert is trained
+    ead.expert_for = stub  # this subprocess only: no expert is trained
+    # MTT reads a buffer of experts (one stand-in per expert: a random pick among equals)
+    mtt.expert_buffer = lambda ctx, c, n_experts, dsa: [stub(ctx, c)[0]] * n_experts
     num_classes, shape = 10, (1, 28, 28)
     gen = make_generator(SEED)
     real_images = torch.randn(num_classes * real_per_class, *shape, generator=gen).to(dev)

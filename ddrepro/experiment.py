@@ -15,6 +15,7 @@ import torch
 
 from . import data
 from .condense import condense
+from .condense.mtt import evaluation_recipe
 from .config import AugConfig, EvalConfig, NetConfig
 from .evaluate import EvalResult, evaluate
 from .profiles import Profile
@@ -49,11 +50,14 @@ def condense_and_evaluate(*, method: str, real: data.ImageData, test: data.Image
                           quiet: bool | None) -> tuple[SyntheticSet, EvalResult]:
     """Condense ``real`` with ``method``, then train ``eval_cfg.n_models`` nets on it (both cached).
 
-    The two calls of Chapter 1's main loop, argument for argument.
+    The two calls of Chapter 1's main loop, argument for argument. A set that
+    learned its own step size (MTT) is evaluated at it, as its authors do
+    (:func:`ddrepro.condense.mtt.evaluation_recipe`); every other set at ``eval_cfg``.
     """
     syn = condense(method, real, ipc, config=config, seed=seed, net_cfg=net_cfg, aug_cfg=aug_cfg,
                    device=device, quiet=quiet)
-    result = evaluate(syn, test, net_cfg=net_cfg, eval_cfg=eval_cfg, aug_cfg=aug_cfg, seed=seed,
+    result = evaluate(syn, test, net_cfg=net_cfg, eval_cfg=evaluation_recipe(syn, eval_cfg),
+                      aug_cfg=aug_cfg, seed=seed,
                       flip=real.flip_ok, device=device, quiet=quiet)
     return syn, result
 

@@ -20,6 +20,11 @@ vmapped pass over the sampled checkpoints
 ``grad L(D') - grad L(D) = grad L(S_t) - grad L(D_t)`` whatever the batch
 sizes, i.e. ``alpha = 0``; the paper's ``(|D| - |S|) / |S|`` makes ``1 - alpha``
 hugely negative. The default is 0; the chapter ablates it.
+
+Rows outside the sampled synthetic batch get no gradient, but Adam would
+still move them by its running moments; each step updates only the sampled
+rows of the images and label logits, and their moments (:func:`lazy_adam_step`,
+as TensorFlow's LazyAdam), so a row changes only in the steps whose loss saw it.
 """
 
 from __future__ import annotations
@@ -86,10 +91,13 @@ def effect_alignment_loss(g_p: Tensor, g_d: Tensor, g_s: Tensor, alpha: float,
 
 
 def check_soft_labels(labels: Tensor, num_classes: int) -> None:
-    """Soft labels must be ``(n, C)`` rows of non-negative numbers that sum to 1."""
+    """Soft labels must be ``(n, C)`` rows of finite, non-negative numbers that sum to 1."""
     if labels.dim() != 2 or labels.shape[1] != num_classes or not labels.is_floating_point():
         raise ValueError(f"soft labels must be a float (n, {num_classes}) tensor, got "
                          f"{labels.dtype} {tuple(labels.shape)}.")
+    if not torch.isfinite(labels).all():
+        raise ValueError("soft labels are not finite (NaN or inf); a diverged expert? Lower "
+                         "expert_lr or check the expert's training.")
     if (labels < 0).any() or not torch.allclose(labels.sum(1), torch.ones(len(labels), dtype=labels.dtype,
                                                                           device=labels.device), atol=1e-4):
         raise ValueError("soft labels must be probability distributions (rows >= 0 summing to 1); "
@@ -103,6 +111,34 @@ def _expert(ctx: Context, cfg: EADConfig) -> tuple:
 
 def _random_rows(n: int, size: int, generator: torch.Generator, device: torch.device) -> Tensor:
     return torch.randperm(n, generator=generator)[:min(size, n)].to(device)
+
+
+def lazy_adam_step(optimizer: torch.optim.Adam, params: list[Tensor], rows: Tensor) -> None:
+    """``optimizer.step()`` restricted to ``rows`` (leading index) of every tensor in ``params``.
+
+    The other rows keep their values and their Adam moments: without this, a
+    row outside the sampled batch (zero gradient) still moves by its running
+    first moment divided by the root of its second. The step count (bias
+    correction) stays shared, as in LazyAdam. All rows sampled: a plain step.
+    """
+    n = params[0].shape[0]
+    idle = torch.ones(n, dtype=torch.bool, device=params[0].device)
+    idle[rows] = False
+    if not idle.any():
+        optimizer.step()
+        return
+    saved = []
+    for p in params:
+        state = optimizer.state.get(p, {})
+        moments = {k: v[idle].clone() for k, v in state.items()
+                   if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == n}
+        saved.append((p.detach()[idle].clone(), moments))
+    optimizer.step()
+    with torch.no_grad():
+        for p, (values, moments) in zip(params, saved):
+            p[idle] = values
+            for k, v in moments.items():
+                optimizer.state[p][k][idle] = v
 
 
 @register("ead", EADConfig, default_init="real")
@@ -120,6 +156,7 @@ def run(ctx: Context, syn_images: Tensor, syn_labels: Tensor):
     if cfg.soft_labels:
         with torch.no_grad():  # Alg. 1's initialisation: the final expert's soft labels
             logits = models.predict(syn_images)[0].to(ctx.device)
+        check_soft_labels(logits.softmax(1), ctx.num_classes)  # before any step, not after
         label_logits = logits.clone().requires_grad_(True)
         state.append(label_logits)
         groups.append({"params": [label_logits], "lr": cfg.lr_label})
@@ -141,7 +178,7 @@ def run(ctx: Context, syn_images: Tensor, syn_labels: Tensor):
         loss = effect_alignment_loss(g_p, g_d, g_s, cfg.alpha, weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        lazy_adam_step(optimizer, state, s_rows)
         ctx.log(loss)
         ctx.check_finite(syn, step)
         if cfg.soft_labels:
@@ -153,4 +190,4 @@ def run(ctx: Context, syn_images: Tensor, syn_labels: Tensor):
     return syn.detach(), labels
 
 
-__all__ = ["EADConfig", "check_soft_labels", "effect_alignment_loss", "run"]
+__all__ = ["EADConfig", "check_soft_labels", "effect_alignment_loss", "lazy_adam_step", "run"]

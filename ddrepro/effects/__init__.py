@@ -3,8 +3,10 @@ matching effects (EAD).
 
 - :mod:`.config`, :mod:`.profile`: the ``effects`` section (the estimator study, the
   ablations) and ``mtt_lr_img`` (MTT's image step per data set, chosen on validation);
-- :mod:`.influence`: the replacement effect (Def. 3.1), its estimator (Prop. 3.2) checked
-  against coupled retraining, and the error bound (Prop. 3.3).
+- :mod:`.influence`: the replacement effect (Def. 3.1), its estimators (Prop. 3.2 derived,
+  Eq. 4/5 as printed) and the exact first-order response through the unroll (forward mode),
+  checked against coupled retraining, and the error bound (Prop. 3.3);
+- :mod:`.units`: per-unit values for intervals, and the trained horizon read from training.
 
 EAD and MTT themselves are condensers of the engine (:mod:`ddrepro.condense.ead`,
 :mod:`ddrepro.condense.mtt`). The membership cross-check (``ead_privacy``) reads Chapter 2's

@@ -24,6 +24,8 @@ class EffectsConfig:
     distillation seeds (``seed``, ``seed + 1``, ...) of every cell of ead.md and
     ead_ablations.md, the independent unit of their scorecard rows (a seed's evaluation
     networks share its synthetic set); 5, as the DC/DSA/DM tables' experiments.
+    ``long_factor``: the one EAD run of ead_ablations.md at that many times the
+    profile's steps, with its loss trace (do the images stop, or keep moving?).
     """
 
     pairs: int = 200
@@ -34,9 +36,10 @@ class EffectsConfig:
     alphas: tuple[float, ...] = (0.0, 0.5, 1.0)
     val_per_class: int = 500
     seeds: int = 5
+    long_factor: int = 10
 
     def __post_init__(self) -> None:
-        _positive(self, "pairs", "study_lr", "val_per_class", "seeds")
+        _positive(self, "pairs", "study_lr", "val_per_class", "seeds", "long_factor")
         _check(len(self.horizons) > 0 and all(h >= 1 for h in self.horizons)
                and list(self.horizons) == sorted(set(self.horizons)), self, "horizons",
                self.horizons, "a non-empty increasing tuple of step counts >= 1")

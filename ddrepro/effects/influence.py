@@ -7,6 +7,11 @@ real set P *drops* when the group G of the training set D is replaced by A.
   modified set, all trained together with the shared loop in coupled mode
   (one initialisation, one shuffle of the pool), so two runs differ only
   through the data change, not through seed noise.
+* :func:`linear_response` is the exact first-order response through the
+  unroll: the derivative in ``eps`` of the P-loss after T steps of gradient
+  descent on ``L_eps = (1 - eps) L(D) + eps L(D')``, by forward-mode
+  :func:`torch.func.jvp` through the whole run, extrapolated to ``eps = 1``
+  (the SGD-influence of Hara et al. 2019, at these sizes exactly);
 * :class:`EffectEstimator` reads one recorded SGD run on D
   (:class:`ddrepro.trajectory.Trajectory`) and gives
 
@@ -19,7 +24,10 @@ real set P *drops* when the group G of the training set D is replaced by A.
   with ``gX = grad L(X, theta_t)``, ``alpha = (|G| - |A|) / |D'|`` and
   ``|D'| = |D| - |G| + |A|``. The two differ in sign and in scale: removing
   G with P = G raises the loss on G (R < 0); the derived form is then
-  negative, Eq. 4 positive.
+  negative, Eq. 4 positive. The derived form is the linear response with
+  the propagation of the parameter change dropped (the term
+  ``eta_t H_t dtheta_t``, first order in the data change): a TracIn-style
+  sum over checkpoints (Pruthi et al. 2020), not the linear response.
 
 Both sum over ``t_m`` sampled checkpoints (Eq. 5) with one batched pass per
 group (:func:`ddrepro.functional.checkpoint_grads`, vmapped over checkpoints).
@@ -35,9 +43,12 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from torch import nn
+from torch.func import functional_call
+
 from ..config import EvalConfig, NetConfig
 from ..models import TrainedModels
-from ..train import batch_loss, train_models
+from ..train import batch_loss, per_sample_loss, train_models
 from ..trajectory import Trajectory, group_grads, sample_checkpoints
 
 Form = Literal["paper", "derived"]
@@ -132,6 +143,60 @@ class EffectEstimator:
         return float(value)
 
 
+# -- the exact first-order response ------------------------------------------
+
+def mixing_weights(n_pool: int, d_rows: Tensor, new_rows: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-row weights of the pool: ``w_D`` (mean over D) and ``w_D' - w_D`` (its change).
+
+    ``sum_i (w_D + eps * delta)_i loss_i = (1 - eps) L(D) + eps L(D')`` with
+    ``D'`` the rows ``new_rows`` (``D - G + A``): the mixing of
+    :func:`linear_response`.
+    """
+    w_d = torch.zeros(n_pool)
+    w_d[d_rows] = 1.0 / d_rows.numel()
+    w_new = torch.zeros(n_pool)
+    w_new[new_rows] = 1.0 / new_rows.numel()
+    return w_d, w_new - w_d
+
+
+def linear_response(base: nn.Module, start: dict[str, Tensor], buffers: dict[str, Tensor],
+                    lrs: Tensor, pool_images: Tensor, pool_targets: Tensor, w_d: Tensor,
+                    deltas: Tensor, p_images: Tensor, p_targets: Tensor) -> Tensor:
+    """``(K,)`` first-order replacement effects through the unroll, one per row of ``deltas``.
+
+    For each direction ``delta`` (a row of ``deltas``, :func:`mixing_weights`)
+    the run ``theta_{t+1} = theta_t - lrs[t] grad L_eps(theta_t)`` on
+    ``L_eps = sum_i (w_d + eps delta)_i loss_i`` starts at ``start`` and runs
+    ``len(lrs)`` full-batch steps; the result is ``-d/d eps L(P, theta_T)`` at
+    ``eps = 0``, i.e. ``R(G, A)`` to first order in ``eps`` taken at 1. It is
+    one forward-mode derivative (:func:`torch.func.jvp`) through every step,
+    so the change of the parameters ``dtheta_t`` is carried along (the
+    derived form drops its ``- eta_t H_t dtheta_t``). Vmapped over the K
+    directions.
+    """
+    def params_loss(params, weights):
+        logits = functional_call(base, (params, buffers), (pool_images,))
+        return (weights * per_sample_loss(logits, pool_targets)).sum()
+
+    step_grad = torch.func.grad(params_loss)
+
+    def p_loss_after(eps, delta):
+        weights = w_d + eps * delta
+        params = dict(start)
+        for lr in lrs:
+            grads = step_grad(params, weights)
+            params = {name: p - lr * grads[name] for name, p in params.items()}
+        return batch_loss(functional_call(base, (params, buffers), (p_images,)), p_targets, None)
+
+    def response(delta):
+        zero, one = torch.zeros((), dtype=w_d.dtype, device=w_d.device), torch.ones((), dtype=w_d.dtype,
+                                                                                     device=w_d.device)
+        _, tangent = torch.func.jvp(lambda eps: p_loss_after(eps, delta), (zero,), (one,))
+        return -tangent
+
+    return torch.vmap(response)(deltas)
+
+
 # -- brute force ---------------------------------------------------------------
 
 def replacement_members(n_d: int, n_pool: int, groups: list[Tensor], additions: list[Tensor]) -> Tensor:
@@ -191,4 +256,5 @@ def spearman(x: Tensor, y: Tensor) -> float:
 
 
 __all__ = ["EffectEstimator", "FORMS", "effect_derived", "effect_paper", "error_bound",
-           "replacement_alpha", "replacement_members", "retrained_losses", "spearman"]
+           "linear_response", "mixing_weights", "replacement_alpha", "replacement_members",
+           "retrained_losses", "spearman"]

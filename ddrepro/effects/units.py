@@ -108,4 +108,31 @@ def loglog_slopes(horizons: Sequence[float], errors: Any, *, floor: float = 1e-1
     return np.polyfit(np.log(t), np.log(np.maximum(e, floor)), 1)[0]
 
 
-__all__ = ["loglog_slopes", "rank_correlation", "seed_values"]
+def trained_horizon(horizons: Sequence[int], train_accuracy: Sequence[float],
+                    train_loss: Sequence[float], *, target: float = 0.9,
+                    plateau: float = 0.05) -> tuple[int, str]:
+    """The horizon at which the run on D counts as trained, and why: read from training alone.
+
+    The first horizon whose training accuracy reaches ``target``; failing that,
+    the first whose training loss fell by less than ``plateau`` (relative) since
+    the previous horizon; failing both, the longest. Def. 3.1 is about the
+    trained model, so the estimator is scored there, a choice that looks at
+    no effect and no estimate.
+    """
+    t = [int(h) for h in horizons]
+    acc, loss = list(map(float, train_accuracy)), list(map(float, train_loss))
+    if not t or len(acc) != len(t) or len(loss) != len(t):
+        raise ValueError(f"trained_horizon needs one accuracy and one loss per horizon; got "
+                         f"{len(t)} horizons, {len(acc)} accuracies, {len(loss)} losses.")
+    if t != sorted(set(t)):
+        raise ValueError(f"horizons must be increasing, got {t}.")
+    for h, a in zip(t, acc):
+        if a >= target:
+            return h, f"training accuracy {100 * a:.1f} % >= {100 * target:.0f} %"
+    for i in range(1, len(t)):
+        if loss[i - 1] > 0 and (loss[i - 1] - loss[i]) / loss[i - 1] < plateau:
+            return t[i], f"training loss plateau ({loss[i - 1]:.3f} -> {loss[i]:.3f})"
+    return t[-1], f"the longest horizon (accuracy {100 * acc[-1]:.1f} %, no plateau)"
+
+
+__all__ = ["loglog_slopes", "rank_correlation", "seed_values", "trained_horizon"]

@@ -7,7 +7,7 @@ import torch
 from torch.func import stack_module_state
 
 from ddrepro.condense import condense
-from ddrepro.condense.ead import check_soft_labels, effect_alignment_loss, expert_checkpoints
+from ddrepro.condense.ead import check_soft_labels, effect_alignment_loss, expert_checkpoints, lazy_adam_step
 from ddrepro.config import NetConfig
 from ddrepro.trajectory import group_grads
 from ddrepro.nets import build_net
@@ -88,3 +88,48 @@ def test_bad_input_fails_before_compute():
         check_soft_labels(torch.ones(2, 2) / 2, 3)
     with pytest.raises(ValueError, match="three \\(t_m, P\\)"):
         effect_alignment_loss(torch.ones(2, 3), torch.ones(2, 3), torch.ones(3, 3), 0.0)
+
+
+def test_bad_soft_labels_raise_before_any_step(monkeypatch):
+    """A diverged expert (NaN logits) gives NaN soft labels: refused before EAD's first step."""
+    import ddrepro.condense.ead as ead
+
+    class Diverged:
+        def predict(self, images):
+            return torch.full((1, images.shape[0], 4), float("nan"))
+
+    monkeypatch.setattr(ead, "_expert", lambda ctx, cfg: (three_checkpoints(), Diverged()))
+    monkeypatch.setattr(ead, "group_grads", lambda *a, **k: pytest.fail("took an EAD step"))
+    real = toy_image_data(n_per_class=10, classes=4)
+    with pytest.raises(ValueError, match="not finite"):
+        condense("ead", real, 2, config=TINY, net_cfg=TINY_NET, device="cpu", quiet=True, cache=False)
+    with pytest.raises(ValueError, match="not finite"):
+        check_soft_labels(torch.tensor([[float("nan"), 1.0]]), 2)
+
+
+def test_rows_outside_the_sampled_batch_do_not_move():
+    """Adam moves a zero-gradient row by its running moment; the lazy step leaves it (and its moments)."""
+    def two_steps(lazy):
+        x = torch.zeros(3, 2, requires_grad=True)
+        opt = torch.optim.Adam([x], lr=0.1)
+        x.grad = torch.ones(3, 2)               # step 1: every row sampled
+        opt.step()
+        after_first = x.detach().clone()
+        moments = opt.state[x]["exp_avg"].clone()
+        x.grad = torch.tensor([[1.0, 1.0], [0.0, 0.0], [0.0, 0.0]])   # step 2: row 0 only
+        lazy_adam_step(opt, [x], torch.tensor([0])) if lazy else opt.step()
+        return after_first, x.detach(), moments, opt.state[x]["exp_avg"]
+
+    first, second, m1, m2 = two_steps(lazy=True)
+    assert torch.equal(second[1:], first[1:]) and torch.equal(m2[1:], m1[1:])
+    assert not torch.equal(second[0], first[0])
+    first, second, _, _ = two_steps(lazy=False)  # plain Adam: rows 1 and 2 move with no gradient
+    assert not torch.allclose(second[1:], first[1:])
+    # all rows sampled: the lazy step is Adam's
+    a = torch.ones(2, 2, requires_grad=True)
+    b = torch.ones(2, 2, requires_grad=True)
+    oa, ob = torch.optim.Adam([a], lr=0.1), torch.optim.Adam([b], lr=0.1)
+    a.grad = b.grad = torch.tensor([[1.0, -2.0], [0.5, 3.0]])
+    oa.step()
+    lazy_adam_step(ob, [b], torch.arange(2))
+    assert torch.equal(a, b)

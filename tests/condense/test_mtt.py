@@ -1,24 +1,35 @@
-"""MTT (Cazenavette et al. 2022): Eq. 2's known zero, gradients into images and step size, the shared buffer, bad input."""
+"""MTT (Cazenavette et al. 2022): Eq. 2's known zero, gradients into images and step size, the authors' buffer, bad input."""
 
 import dataclasses
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from ddrepro.augment import DSA
 from ddrepro.condense import condense
-from ddrepro.condense.expert import expert_checkpoints, expert_recipe
-from ddrepro.condense.mtt import check_ranges, sgd_unroll, student_batches, trajectory_matching_loss
-from ddrepro.config import NetConfig
+from ddrepro.condense.expert import expert_buffer, expert_recipe
+from ddrepro.condense.mtt import (check_ranges, evaluation_recipe, sgd_unroll, student_batches,
+                                  student_inputs, trajectory_matching_loss)
+from ddrepro.config import AugConfig, EvalConfig, NetConfig
 from ddrepro.nets import build_net
 from ddrepro.condense.ead import EADConfig
 from ddrepro.condense.mtt import MTTConfig
-from ddrepro.trajectory import expert_trajectory
+from ddrepro.synthetic import SyntheticSet
+from ddrepro.train import Recipe
 from helpers import toy_image_data
 
 TINY_NET = NetConfig(width=8, depth=2)
-# 40 toy images in batches of 8: 5 updates per epoch, 10 in all, a checkpoint every 2 -> indices 0..5
-TINY = MTTConfig(steps=3, syn_steps=2, expert_steps=2, max_start=3, lr_img=10.0, lr_lr=0.01,
-                 expert_epochs=2, checkpoint_every=2, expert_batch=8, expert_lr=0.05)
+# 40 toy images in batches of 8: 5 updates per epoch; 3 epochs -> checkpoints (epochs) 0..3
+TINY = MTTConfig(steps=3, syn_steps=2, expert_steps=2, max_start=2, lr_img=10.0, lr_lr=0.01,
+                 expert_epochs=3, expert_batch=8, expert_lr=0.05, n_experts=2)
+
+
+def context(real, seed=0):
+    """What :func:`expert_buffer` reads of a condenser's Context."""
+    return SimpleNamespace(real_images=real.images, real_labels=real.labels, num_classes=4,
+                           net_cfg=TINY_NET, aug_cfg=AugConfig(), flip=False, seed=seed,
+                           device=torch.device("cpu"), quiet=True)
 
 
 def start_and_data():
@@ -90,7 +101,7 @@ def test_student_batches_cover_the_set_in_reshuffled_chunks():
     assert all(sorted(c.tolist()) == list(range(8)) for c in whole)
 
 
-def test_condense_moves_images_and_step_size_and_is_deterministic():
+def test_condense_moves_images_and_step_size_and_is_deterministic(private_cache):
     real = toy_image_data(n_per_class=10, classes=4)
 
     def run(seed):
@@ -103,25 +114,28 @@ def test_condense_moves_images_and_step_size_and_is_deterministic():
     start = condense("random", real, 2, seed=0, cache=False)  # the same real initialisation
     assert not torch.allclose(a.images, start.images)
     assert a.meta["student_lr"] != pytest.approx(TINY.expert_lr, rel=1e-9)   # the step size learned
+    plain = condense("mtt", real, 2, config=dataclasses.replace(TINY, dsa=False), seed=0,
+                     net_cfg=TINY_NET, device="cpu", quiet=True, cache=False)
+    assert not torch.equal(a.images, plain.images)   # DSA in the buffer and the student's steps
     assert not a.soft and a.labels.tolist() == [c for c in range(4) for _ in range(2)]
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"max_start": 5}, "max_start=5 and expert_steps=2 reach checkpoint 6, beyond the expert buffer's last"),
-    ({"expert_steps": 6, "max_start": 1}, "reach checkpoint 6"),
+    ({"max_start": 3}, "max_start=3 and expert_steps=2 reach epoch 4, beyond the expert buffer's last"),
+    ({"expert_steps": 4, "max_start": 1}, "reach epoch 4"),
 ])
-def test_a_range_beyond_the_buffer_fails_before_the_expert_is_trained(change, message, monkeypatch):
+def test_a_range_beyond_the_buffer_fails_before_the_experts_are_trained(change, message, monkeypatch):
     import ddrepro.condense.expert as expert
 
-    monkeypatch.setattr(expert, "expert_trajectory", lambda *a, **k: pytest.fail("trained an expert"))
+    monkeypatch.setattr(expert, "train_models", lambda *a, **k: pytest.fail("trained an expert"))
     real = toy_image_data(n_per_class=10, classes=4)
     cfg = dataclasses.replace(TINY, **change)
     with pytest.raises(ValueError, match=message):
         condense("mtt", real, 1, config=cfg, net_cfg=TINY_NET, device="cpu", quiet=True, cache=False)
-    assert check_ranges(40, TINY) == 5
+    assert check_ranges(TINY) == 3
 
 
-@pytest.mark.parametrize("field", ["syn_steps", "expert_steps", "max_start", "steps", "lr_img"])
+@pytest.mark.parametrize("field", ["syn_steps", "expert_steps", "max_start", "steps", "lr_img", "n_experts"])
 def test_non_positive_settings_are_refused(field):
     with pytest.raises(ValueError, match=f"MTTConfig.{field} = 0"):
         MTTConfig(**{field: 0})
@@ -133,16 +147,46 @@ def test_no_student_step_is_refused():
         trajectory_matching_loss(net, {}, start, start, [], torch.tensor(0.1))
 
 
-def test_the_buffer_matches_eads_expert():
-    """Same data, recipe and checkpoints: EAD's and MTT's configs name one trajectory."""
+def test_the_expert_rate_is_constant():
+    """MTT's buffer.py trains at lr_teacher throughout; the old recipe cut it x0.1 at epochs // 2."""
+    for cfg in (TINY, EADConfig(expert_epochs=4)):
+        recipe = Recipe.from_eval(expert_recipe(cfg))
+        assert recipe.decay_at == ()
+        assert [recipe.lr_at(e) for e in range(cfg.expert_epochs)] == [cfg.expert_lr] * cfg.expert_epochs
+
+
+def test_the_buffer_is_several_dsa_experts_at_one_rate_with_a_checkpoint_per_epoch(private_cache):
     real = toy_image_data(n_per_class=10, classes=4)
-    ead = EADConfig(expert_epochs=2, checkpoint_every=2, expert_batch=8, expert_lr=0.05)
-    kw = dict(num_classes=4, net_cfg=TINY_NET, seed=0, device="cpu", quiet=True, cache=False)
-    a = expert_trajectory(real.images, real.labels, eval_cfg=expert_recipe(ead),
-                          record_every=ead.checkpoint_every, **kw)
-    b = expert_trajectory(real.images, real.labels, eval_cfg=expert_recipe(TINY),
-                          record_every=TINY.checkpoint_every, **kw)
-    assert expert_recipe(ead) == expert_recipe(TINY)
-    assert expert_checkpoints(40, ead) == expert_checkpoints(40, TINY) == 5
-    assert len(a.trajectory) == len(b.trajectory) == expert_checkpoints(40, TINY) + 1
-    assert all(torch.equal(x[k], y[k]) for x, y in zip(a.trajectory, b.trajectory) for k in x)
+    experts = expert_buffer(context(real), TINY, TINY.n_experts, dsa=True)
+    assert len(experts) == 2
+    for traj in experts:
+        assert len(traj) == TINY.expert_epochs + 1          # epochs 0 (the initialisation) to 3
+        assert traj.updates.tolist() == [5, 5, 5, 0]        # one epoch of 40 / 8 updates between them
+        # every checkpoint carries the expert's rate (the old recipe: 0.005 from epoch 1 on)
+        assert torch.allclose(traj.lrs, torch.full((4,), TINY.expert_lr))
+    first = {n: p[0] for n, p in experts[0].params.items()}
+    assert any(not torch.equal(first[n], experts[1].params[n][0]) for n in first)   # distinct inits
+    # DSA changes the run: the same expert without augmentation ends elsewhere
+    plain = expert_buffer(context(real), TINY, 1, dsa=False)[0]
+    assert any(not torch.equal(experts[0].params[n][-1], plain.params[n][-1]) for n in first)
+    assert all(torch.equal(experts[0].params[n][0], plain.params[n][0]) for n in first)  # same key
+    with pytest.raises(ValueError, match="n_experts"):
+        expert_buffer(context(real), TINY, 0, dsa=True)
+
+
+def test_student_inputs_are_augmented_differentiably():
+    images = torch.randn(6, 1, 8, 8, requires_grad=True)
+    gen = torch.Generator().manual_seed(0)
+    assert student_inputs(images, None, gen) is images
+    out = student_inputs(images, DSA(AugConfig(), flip=False), gen)
+    assert out.shape == images.shape and not torch.allclose(out, images)
+    out.sum().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
+
+
+def test_evaluation_runs_at_the_learned_step():
+    base = EvalConfig(epochs=3, n_models=1)
+    images, labels = torch.zeros(2, 1, 8, 8), torch.tensor([0, 1])
+    learned = SyntheticSet(images, labels, (0.0,), (1.0,), {"student_lr": 0.0123})
+    assert evaluation_recipe(learned, base) == dataclasses.replace(base, lr=0.0123)
+    assert evaluation_recipe(SyntheticSet(images, labels, (0.0,), (1.0,), {}), base) is base

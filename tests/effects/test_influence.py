@@ -5,8 +5,9 @@ import torch
 
 from ddrepro.config import EvalConfig, NetConfig
 from ddrepro.effects.influence import (EffectEstimator, effect_derived, effect_paper,
-                                       replacement_alpha, replacement_members, retrained_losses,
-                                       spearman)
+                                       linear_response, mixing_weights, replacement_alpha,
+                                       replacement_members, retrained_losses, spearman)
+from ddrepro.train import train_models
 from ddrepro.trajectory import Trajectory, sample_checkpoints
 
 LOGREG = NetConfig(name="mlp", depth=1)          # one linear layer: multinomial logistic regression
@@ -97,3 +98,69 @@ def test_sampled_checkpoints_and_bad_input():
         est.estimate(pool_x[:1], pool_y[:1], pool_x[:0], pool_y[:0], form="eq4")
     with pytest.raises(ValueError, match="t_m must be an int"):
         sample_checkpoints(4, 0, torch.Generator())
+
+
+def _response_setup(epochs=6, lr=0.5):
+    """Two replacements on the blobs, the run on D recorded, the mixing directions built."""
+    groups = [torch.arange(0, 6), torch.arange(10, 13)]
+    additions = [torch.arange(60, 64), torch.arange(80, 90)]        # clean, then mislabelled rows
+    pool_x, pool_y, (x_p, y_p), effect, traj = run(groups, additions, epochs=epochs, lr=lr)
+    members = replacement_members(60, len(pool_y), groups, additions)
+    d_rows = torch.nonzero(members[0]).flatten()
+    w_d, deltas = zip(*[mixing_weights(len(pool_y), d_rows, torch.nonzero(m).flatten()) for m in members[1:]])
+    start = {n: p[0] for n, p in traj.params.items()}
+    lrs = traj.lrs[:-1]                                              # the step after each checkpoint
+    resp = linear_response(traj.base, start, traj.buffers, lrs, pool_x, pool_y, w_d[0],
+                           torch.stack(deltas), x_p, y_p)
+    return pool_x, pool_y, (x_p, y_p), members, w_d[0], torch.stack(deltas), traj, lrs, resp, effect
+
+
+def test_the_linear_response_is_the_derivative_of_retraining_in_the_mixing_weight():
+    """Finite differences of coupled retrainings at eps = 0, h, 2h (the engine's loop, per-sample
+    weights (1 - eps) / |D| on D and eps / |D'| on D'; eps >= 0 keeps every weight >= 0), with
+    Richardson's second-order combination, match the jvp response."""
+    pool_x, pool_y, (x_p, y_p), members, w_d, deltas, traj, _, resp, _ = _response_setup()
+    h = 1e-2
+    for k in range(len(deltas)):
+        weights = torch.stack([w_d + e * deltas[k] for e in (0.0, h, 2 * h)])
+        models = train_models(pool_x, pool_y, net_cfg=LOGREG, eval_cfg=full_batch(6, 0.5), num_classes=3,
+                              members=weights > 0, coupled=True, sample_weights=weights, seed=0,
+                              device="cpu", quiet=True)
+        logits = models.predict(x_p)
+        l0, l1, l2 = (float(torch.nn.functional.cross_entropy(logits[i], y_p)) for i in range(3))
+        numeric = -(4 * (l1 - l0) - (l2 - l0)) / (2 * h)
+        assert float(resp[k]) == pytest.approx(numeric, rel=2e-2, abs=5e-6)
+    assert float(resp[1]) < -0.01    # ten mislabelled images added: the loss on P rises (R < 0)
+
+
+def test_one_step_response_has_its_closed_form_and_differs_from_the_derived_form():
+    """T = 1: R_lin = eta <grad L(P, theta_1), grad L(D') - grad L(D) at theta_0>; the derived form
+    reads grad L(P) at theta_0 instead, so the two differ (the dropped propagation)."""
+    pool_x, pool_y, (x_p, y_p), members, w_d, deltas, traj, lrs, _, _ = _response_setup(epochs=1)
+    from torch.func import functional_call, grad
+    from ddrepro.train import per_sample_loss
+
+    base, start = traj.base, {n: p[0] for n, p in traj.params.items()}
+
+    def weighted(params, w):
+        return (w * per_sample_loss(functional_call(base, (params, {}), (pool_x,)), pool_y)).sum()
+
+    def p_loss(params):
+        return torch.nn.functional.cross_entropy(functional_call(base, (params, {}), (x_p,)), y_p)
+
+    resp = linear_response(base, start, {}, lrs, pool_x, pool_y, w_d, deltas, x_p, y_p)
+    eta = float(lrs[0])
+    g_change = grad(weighted)(start, deltas[0])                       # grad L(D') - grad L(D) at theta_0
+    theta_1 = {n: p - eta * g for (n, p), g in zip(start.items(), grad(weighted)(start, w_d).values())}
+    at_1, at_0 = grad(p_loss)(theta_1), grad(p_loss)(start)
+    closed = eta * sum((at_1[n] * g_change[n]).sum() for n in start)
+    tracin = eta * sum((at_0[n] * g_change[n]).sum() for n in start)
+    assert float(resp[0]) == pytest.approx(float(closed), rel=1e-4)
+    assert float(closed) != pytest.approx(float(tracin), rel=1e-3)
+
+
+def test_mixing_weights_give_the_two_means():
+    w_d, delta = mixing_weights(5, torch.arange(3), torch.tensor([0, 3, 4]))
+    losses = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert float((w_d * losses).sum()) == pytest.approx(2.0)
+    assert float(((w_d + delta) * losses).sum()) == pytest.approx(10.0 / 3)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from ddrepro.effects.units import loglog_slopes, rank_correlation, seed_values
+from ddrepro.effects.units import loglog_slopes, rank_correlation, seed_values, trained_horizon
 
 
 def frame():
@@ -81,3 +81,13 @@ def test_rank_correlation_of_a_perfect_ranking_falls_back_to_the_percentile_inte
     x = np.arange(30.0)
     est = rank_correlation(x, x ** 3)
     assert est.point == 1.0 and est.low == est.high == 1.0 and est.method.startswith("percentile")
+
+
+def test_trained_horizon_reads_accuracy_then_plateau_then_the_longest():
+    hs = (1, 10, 100, 200)
+    assert trained_horizon(hs, [0.2, 0.6, 0.93, 0.95], [2.0, 1.0, 0.4, 0.3])[0] == 100
+    h, why = trained_horizon(hs, [0.2, 0.5, 0.6, 0.7], [2.0, 1.0, 0.98, 0.5])
+    assert h == 100 and "plateau" in why
+    assert trained_horizon(hs, [0.2, 0.5, 0.6, 0.7], [2.0, 1.0, 0.5, 0.2])[0] == 200
+    with pytest.raises(ValueError, match="one accuracy"):
+        trained_horizon(hs, [0.1], [1.0] * 4)
