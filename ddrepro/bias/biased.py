@@ -25,9 +25,10 @@ what we follow:
   with one jitter draw per image and ``s`` = 0.05, 0.02, 0.01, 0.005 at
   severity 1-4, stored as 8-bit (``floor(255 x) / 255``, as the release's
   ``astype(uint8)``). The ten colours are LfF's ``colors.th`` (Nam et al.
-  2020), which the release loads from a local path that is *not* in the
-  repository: the values below come from the chapter's issue and could not be
-  checked against the file.
+  2020), which the release loads from a local path that is *not* in its
+  repository; they agree to 5e-6 with ``data/resource/colors.th`` of
+  github.com/alinlab/LfF (commit e66796e), whose values
+  ``tests/bias/test_biased.py`` stores and compares.
 * CCIFAR10-DD: corruption ``b`` at the protocol's severity ``severity + 1``
   (Hendrycks & Dietterich's CIFAR-10-C parameters, as the release calls them);
   our implementations use numpy/scipy/Pillow, see :mod:`ddrepro.bias.corruptions`.

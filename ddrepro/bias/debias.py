@@ -25,6 +25,19 @@ Feature spaces (``DebiasConfig.features``):
   chosen by the analyst who suspects a colour shortcut;
 * ``"pixels"``: the image's pixels downsampled to 4x4 (a generic, weaker choice).
 
+How the weights enter DM (``DebiasConfig.sampling``):
+
+* ``"weights"``: DM draws its uniform real batch per class and takes the *weighted* class mean
+  of that batch. At 95 % aligned a batch of 32 holds ~1.6 conflicting images, which then carry
+  most of the weight (issue 25): the mean rests on a few images, its effective batch size
+  ``(sum w)^2 / sum w^2`` (Kish) falls far below 32, and a batch with no conflicting image at
+  all gives the plain aligned mean.
+* ``"resample"``: the class's rows are redrawn once, with replacement, with probabilities
+  proportional to the weights (:func:`resample_by_weight`), and DM takes plain means of uniform
+  batches of the redrawn set: every batch holds conflicting images in the weighted share.
+
+:func:`batch_effective_sizes` measures both by simulating DM's per-class batches.
+
 The density is scikit-learn's :class:`~sklearn.neighbors.KernelDensity`
 (Gaussian kernel, ``bandwidth`` in feature units). ``bandwidth="cv"`` chooses
 it per class by 5-fold cross-validated log-likelihood of the class's own
@@ -45,6 +58,7 @@ from ..data.dataset import ImageData
 from ..pixels import to_pixels
 
 FEATURES = ("colour", "pixels")
+SAMPLINGS = ("weights", "resample")
 # Candidate bandwidths of bandwidth="cv", in feature units (chromaticities lie in [0, 1]).
 BANDWIDTH_GRID = tuple(float(h) for h in np.logspace(-3, 0, 13))
 
@@ -54,13 +68,15 @@ class DebiasConfig:
     """Inverse-density reweighting: ``features`` (``"colour"`` | ``"pixels"``), Gaussian KDE
     ``bandwidth`` (a number, or ``"cv"``: :func:`select_bandwidth` per class), exponent ``power`` in (0, 1] (1: full inverse density; ours),
     ``foreground`` threshold in (0, 1) of the colour extractor, ``max_weight`` cap relative to
-    the class's mean weight (None: no cap)."""
+    the class's mean weight (None: no cap), ``sampling`` how DM uses the weights (``"weights"``:
+    weighted means of uniform batches; ``"resample"``: the set redrawn by weight, module docstring)."""
 
     features: str = "colour"
     bandwidth: float | str = 0.05
     power: float = 1.0
     foreground: float = 0.5
     max_weight: float | None = None
+    sampling: str = "weights"
 
     def __post_init__(self) -> None:
         _check(self.features in FEATURES, self, "features", self.features, f"one of {FEATURES}")
@@ -70,6 +86,7 @@ class DebiasConfig:
         _check(0.0 < self.foreground < 1.0, self, "foreground", self.foreground, "in (0, 1)")
         _check(self.max_weight is None or self.max_weight > 1.0, self, "max_weight",
                self.max_weight, "> 1 or None")
+        _check(self.sampling in SAMPLINGS, self, "sampling", self.sampling, f"one of {SAMPLINGS}")
 
 
 def foreground_colour(pixels: Tensor, threshold: float = 0.5) -> Tensor:
@@ -144,9 +161,69 @@ def debias_weights(real: ImageData, cfg: DebiasConfig = DebiasConfig()) -> Tenso
     return inverse_density_weights(bias_features(real, cfg), real.labels.cpu(), real.num_classes, cfg)
 
 
-def debiased(real: ImageData, cfg: DebiasConfig = DebiasConfig()) -> ImageData:
-    """``real`` with :func:`debias_weights` as its per-sample weights (DM's weighted class means)."""
-    return real.with_weights(debias_weights(real, cfg))
+def resample_by_weight(real: ImageData, weights: Tensor, seed: int) -> ImageData:
+    """``real`` redrawn per class with replacement, as many rows as the class has, row ``i`` drawn
+    with probability ``w_i / sum_c w`` (``seed`` drives the draw); the result is unweighted."""
+    if weights.shape != (len(real),) or bool((weights < 0).any()):
+        raise ValueError(f"resample_by_weight needs one weight >= 0 per row; got "
+                         f"{tuple(weights.shape)} for {len(real)} rows.")
+    gen = torch.Generator().manual_seed(seed)
+    picks = []
+    for rows in real.indices_by_class():
+        if rows.numel() == 0:
+            continue
+        w = weights[rows].double()
+        if float(w.sum()) <= 0:
+            raise ValueError("resample_by_weight: a class has zero total weight.")
+        picks.append(rows[torch.multinomial(w, rows.numel(), replacement=True, generator=gen)])
+    return real.take(torch.cat(picks).long()).with_weights(None)
+
+
+def debiased(real: ImageData, cfg: DebiasConfig = DebiasConfig(), seed: int = 0) -> ImageData:
+    """``real`` reweighted by :func:`debias_weights`: as per-sample weights (DM's weighted class
+    means, ``sampling="weights"``) or redrawn by weight (``"resample"``, ``seed`` drives it)."""
+    weights = debias_weights(real, cfg)
+    if cfg.sampling == "resample":
+        return resample_by_weight(real, weights, seed)
+    return real.with_weights(weights)
+
+
+def kish_size(weights: Tensor) -> float:
+    """Kish's effective sample size ``(sum w)^2 / sum w^2``: n for equal weights, 1 for one."""
+    w = weights.double()
+    total = float((w ** 2).sum())
+    if total <= 0:
+        raise ValueError("kish_size needs at least one positive weight.")
+    return float(w.sum()) ** 2 / total
+
+
+def batch_effective_sizes(weights: Tensor | None, labels: Tensor, batch: int, draws: int, seed: int,
+                          groups: Tensor | None = None) -> dict[str, float]:
+    """DM's real batches simulated: ``draws`` batches of ``min(batch, class size)`` rows per class,
+    uniform without replacement (as :meth:`ddrepro.condense.base.Context.sample_indices`).
+
+    Returns the mean Kish size of a class's batch under ``weights`` (None: equal weights; a
+    row drawn twice counts twice, as in a resampled set) and, given ``groups`` (1 = minority,
+    an evaluation aid), the share of class batches with no minority row and the minority's
+    mean share of a batch's weight."""
+    gen = torch.Generator().manual_seed(seed)
+    sizes, empty, share = [], [], []
+    classes = [torch.nonzero(labels == c).flatten() for c in torch.unique(labels).tolist()]
+    n = min(batch, min(int(rows.numel()) for rows in classes))
+    for _ in range(draws):
+        for rows in classes:
+            pick = rows[torch.randperm(rows.numel(), generator=gen)[:n]]
+            w = torch.ones(n, dtype=torch.float64) if weights is None else weights[pick].double()
+            sizes.append(kish_size(w))
+            if groups is not None:
+                minority = groups[pick].bool()
+                empty.append(float(not bool(minority.any())))
+                share.append(float(w[minority].sum() / w.sum()))
+    out = {"batch": float(n), "effective batch": float(np.mean(sizes))}
+    if groups is not None:
+        out |= {"batches with no minority row (%)": 100 * float(np.mean(empty)),
+                "minority share of a batch's weight (%)": 100 * float(np.mean(share))}
+    return out
 
 
 def effective_share(weights: Tensor, groups: Tensor) -> dict[int, float]:
@@ -155,5 +232,6 @@ def effective_share(weights: Tensor, groups: Tensor) -> dict[int, float]:
     return {int(g): float(weights[groups == g].sum()) / total for g in torch.unique(groups)}
 
 
-__all__ = ["BANDWIDTH_GRID", "DebiasConfig", "FEATURES", "bias_features", "debias_weights", "debiased",
-           "effective_share", "foreground_colour", "inverse_density_weights", "select_bandwidth"]
+__all__ = ["BANDWIDTH_GRID", "DebiasConfig", "FEATURES", "SAMPLINGS", "batch_effective_sizes",
+           "bias_features", "debias_weights", "debiased", "effective_share", "foreground_colour",
+           "inverse_density_weights", "kish_size", "resample_by_weight", "select_bandwidth"]

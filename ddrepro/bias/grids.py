@@ -35,10 +35,32 @@ def shortcut_cells(prof: Profile) -> list[tuple[str, str, float, int, bool]]:
     return cells
 
 
+def full_jobs(prof: Profile, ratio: float, *, seed: int, device: str | torch.device,
+              quiet: bool | None, balanced: bool = False) -> list[Job]:
+    """The full-set control at ``ratio`` (severity ``bias.severity``), one job per seed ``seed + k``
+    (``k < bias.full_seeds``), each on its own redrawn biased set, validation split and network:
+    ``"full/r95/s4/k0"`` (``"full-balanced/..."``: group-balanced resampling)."""
+    bias, jobs = prof.bias, []
+    test = bs.biased_test(prof, bias.severity, seed)
+    for k in range(bias.full_seeds):
+        real = bs.biased_split(prof, ratio, bias.severity, seed + k)
+        # a validation split only where a choice is made: at `paper` the training set is all
+        # of MNIST's training images and the paper's 150 epochs are taken as given
+        val = (bs.biased_validation(prof, real, bias.severity, seed + k)
+               if bias.full_epoch_candidates else None)
+        kwargs = dict(real=real, val=val, test=test, net_cfg=prof.net, eval_cfg=bs.full_eval_config(prof),
+                      candidates=bias.full_epoch_candidates, aug_cfg=prof.aug, seed=seed + k,
+                      balanced=balanced, device=device, quiet=quiet)
+        label = "full-balanced" if balanced else "full"
+        jobs.append(Job(bs.full_control, kwargs, name=f"{label}/r{ratio:g}/s{bias.severity}/k{k}"))
+    return jobs
+
+
 def _bias_jobs(prof: Profile, cells: list[tuple[str, str, float, int, bool]], full_ratios: tuple,
                *, seed: int, device: str | torch.device, quiet: bool | None) -> list[Job]:
-    """One :func:`ddrepro.bias.study.distil_and_score` job per cell, then the full-set control
-    at each of ``full_ratios`` (severity ``bias.severity``, named ``"full/r95/s4"``)."""
+    """One :func:`ddrepro.bias.study.distil_and_score` job per cell (DC evaluated under its own
+    protocol, :func:`ddrepro.bias.study.condenser_eval_config`), then the full-set control at
+    each of ``full_ratios`` (:func:`full_jobs`)."""
 
     jobs, sets = [], {}
 
@@ -53,13 +75,11 @@ def _bias_jobs(prof: Profile, cells: list[tuple[str, str, float, int, bool]], fu
         aug = prof.aug if colour else bs.without_colour(prof.aug)
         kwargs = dict(method=method, real=real, test=test, ipc=prof.bias.ipc,
                       config=prof.condenser_config(method), seed=seed, net_cfg=prof.net,
-                      aug_cfg=aug, eval_cfg=prof.eval, device=device, quiet=quiet)
+                      aug_cfg=aug, eval_cfg=bs.condenser_eval_config(prof, method), device=device,
+                      quiet=quiet)
         jobs.append(Job(bs.distil_and_score, kwargs, name=name))
     for ratio in full_ratios:
-        real, test = data(ratio, prof.bias.severity)
-        kwargs = dict(real=real, test=test, net_cfg=prof.net, eval_cfg=bs.full_eval_config(prof),
-                      aug_cfg=prof.aug, seed=seed, device=device, quiet=quiet)
-        jobs.append(Job(bs.full_control, kwargs, name=f"full/r{ratio:g}/s{prof.bias.severity}"))
+        jobs += full_jobs(prof, ratio, seed=seed, device=device, quiet=quiet)
     return jobs
 
 
@@ -67,44 +87,95 @@ def _bias_jobs(prof: Profile, cells: list[tuple[str, str, float, int, bool]], fu
 def cmnist(prof: Profile, *, seed: int, device: str | torch.device, quiet: bool | None) -> list[Job]:
     """Chapter 4's Table 1 at the profile: one job per :func:`cmnist_cells` cell
     (``(SyntheticSet, EvalResult, 0.0)``) and the full-set control at ``full_ratios``
-    (``"full/r95/s4"``)."""
+    (``"full/r95/s4/k0"``, ``bias.full_seeds`` seeds)."""
     return _bias_jobs(prof, cmnist_cells(prof), prof.bias.full_ratios, seed=seed, device=device,
                       quiet=quiet)
 
 
+def colour_op_cells(prof: Profile) -> list[tuple[str, str, bool, bool]]:
+    """The two off-diagonal cells of the colour op's 2 x 2 for DM and DSA at ``colour_ratio``:
+    ``(job name, method, colour op while distilling, colour op while evaluating)``; the diagonal
+    is :func:`shortcut_cells`' ``"dm/r95/s4"`` (both on) and ``"dm-nocolour/r95/s4"`` (both off)."""
+    r, s0 = prof.bias.colour_ratio, prof.bias.severity
+    return [(f"{m}-{tag}/r{r:g}/s{s0}", m, distil, evaluate)
+            for m in ("dm", "dsa")
+            for tag, distil, evaluate in (("distil-nocolour", False, True), ("eval-nocolour", True, False))]
+
+
 @register_grid("shortcut")
 def shortcut(prof: Profile, *, seed: int, device: str | torch.device, quiet: bool | None) -> list[Job]:
-    """Chapter 4's colour-op check and Table 2: one job per :func:`shortcut_cells` cell, and the
-    full-set control at ``colour_ratio``."""
-    return _bias_jobs(prof, shortcut_cells(prof), (prof.bias.colour_ratio,), seed=seed,
+    """Chapter 4's colour-op check and Table 2: one job per :func:`shortcut_cells` cell, the
+    colour op's off-diagonal cells (:func:`colour_op_cells`: the op while distilling and while
+    evaluating separated), and the full-set control at ``colour_ratio``."""
+    jobs = _bias_jobs(prof, shortcut_cells(prof), (prof.bias.colour_ratio,), seed=seed,
                       device=device, quiet=quiet)
+    r, s0 = prof.bias.colour_ratio, prof.bias.severity
+    real, test = bs.biased_split(prof, r, s0, seed), bs.biased_test(prof, s0, seed)
+    plain = bs.without_colour(prof.aug)
+    for name, method, distil, evaluate in colour_op_cells(prof):
+        kwargs = dict(method=method, real=real, test=test, ipc=prof.bias.ipc,
+                      config=prof.condenser_config(method), seed=seed, net_cfg=prof.net,
+                      aug_cfg=prof.aug if distil else plain,
+                      eval_aug_cfg=prof.aug if evaluate else plain,
+                      eval_cfg=bs.condenser_eval_config(prof, method), device=device, quiet=quiet)
+        jobs.append(Job(bs.distil_and_score, kwargs, name=name))
+    return jobs
 
 
 @register_grid("debiased")
 def debiased(prof: Profile, *, seed: int, device: str | torch.device, quiet: bool | None) -> list[Job]:
-    """Chapter 4's debiasing study: each of ``debias_methods`` plain and reweighted at
-    ``debias_ratios``, ``repeats`` seeds (``seed``, ``seed + 1``, ...: distillation and
-    evaluation; one biased data set per ratio, built with ``seed``), jobs ``"dm/r95/k0"`` and
-    ``"dm-debiased/r95/k0"``, plus the full-set control per ratio (``"full/r95"``)."""
+    """Chapter 4's debiasing study and its baselines at ``debias_ratios``, ``repeats`` seeds
+    ``seed + k``, each redrawing the biased training set (``biased_split(..., seed + k)``) and
+    driving distillation and evaluation:
+
+    - each of ``debias_methods`` plain (``"dm/r95/k0"``) and reweighted, once per
+      ``debias_samplings`` (``"dm-debiased/r95/k0"`` weighted means, ``"dm-resampled/r95/k0"``
+      the set redrawn by weight);
+    - with ``baselines``: the random real subset DM starts from (``"random/..."``, same seed, same
+      rows), a real subset drawn by the inverse-density weights (``"weighted-subset/..."``), DM with
+      the true group weights (``"dm-oracle/..."``, an upper bound for reweighting), the full set
+      resampled to balanced groups (``"full-balanced/r95/s4/k0"``);
+    - the full-set control (``"full/r95/s4/k0"``, :func:`full_jobs`).
+
+    Every job returns ``(SyntheticSet, EvalResult, seconds)`` but the full-set ones
+    (:func:`ddrepro.bias.study.full_control`)."""
 
     bias = prof.bias
-    weighting = DebiasConfig(bandwidth=bias.debias_bandwidth, power=bias.debias_power)
+    test = bs.biased_test(prof, bias.severity, seed)
     jobs = []
     for ratio in bias.debias_ratios:
-        real = bs.biased_split(prof, ratio, bias.severity, seed)
-        test = bs.biased_test(prof, bias.severity, seed)
-        for method in bias.debias_methods:
-            for k in range(bias.repeats):
-                for label, debias in ((method, None), (f"{method}-debiased", weighting)):
-                    kwargs = dict(method=method, real=real, test=test, ipc=bias.ipc,
-                                  config=prof.condenser_config(method), seed=seed + k,
-                                  net_cfg=prof.net, aug_cfg=prof.aug, eval_cfg=prof.eval,
-                                  debias=debias, device=device, quiet=quiet)
-                    jobs.append(Job(bs.distil_and_score, kwargs, name=f"{label}/r{ratio:g}/k{k}"))
-        kwargs = dict(real=real, test=test, net_cfg=prof.net, eval_cfg=bs.full_eval_config(prof),
-                      aug_cfg=prof.aug, seed=seed, device=device, quiet=quiet)
-        jobs.append(Job(bs.full_control, kwargs, name=f"full/r{ratio:g}"))
+        for k in range(bias.repeats):
+            real = bs.biased_split(prof, ratio, bias.severity, seed + k)
+            common = dict(real=real, test=test, ipc=bias.ipc, seed=seed + k, net_cfg=prof.net,
+                          aug_cfg=prof.aug, eval_cfg=prof.eval, device=device, quiet=quiet)
+            for method in bias.debias_methods:
+                eval_cfg = bs.condenser_eval_config(prof, method)
+                cell = common | dict(method=method, config=prof.condenser_config(method), eval_cfg=eval_cfg)
+                jobs.append(Job(bs.distil_and_score, cell, name=f"{method}/r{ratio:g}/k{k}"))
+                for sampling in bias.debias_samplings:
+                    weighting = DebiasConfig(bandwidth=bias.debias_bandwidth, power=bias.debias_power,
+                                             sampling=sampling)
+                    label = f"{method}-{SAMPLING_LABEL[sampling]}"
+                    jobs.append(Job(bs.distil_and_score, cell | dict(debias=weighting),
+                                    name=f"{label}/r{ratio:g}/k{k}"))
+            if bias.baselines:
+                weighting = DebiasConfig(bandwidth=bias.debias_bandwidth, power=bias.debias_power)
+                jobs.append(Job(bs.distil_and_score, common | dict(method="random", config=None),
+                                name=f"random/r{ratio:g}/k{k}"))
+                jobs.append(Job(bs.subset_and_score, common | dict(debias=weighting),
+                                name=f"weighted-subset/r{ratio:g}/k{k}"))
+                jobs.append(Job(bs.distil_and_score, common | dict(
+                    method="dm", config=prof.condenser_config("dm"), oracle=True),
+                    name=f"dm-oracle/r{ratio:g}/k{k}"))
+        jobs += full_jobs(prof, ratio, seed=seed, device=device, quiet=quiet)
+        if bias.baselines:
+            jobs += full_jobs(prof, ratio, seed=seed, device=device, quiet=quiet, balanced=True)
     return jobs
 
 
-__all__ = ["cmnist", "cmnist_cells", "debiased", "shortcut", "shortcut_cells"]
+# how a sampling of the debiasing weights is named in job names and tables
+SAMPLING_LABEL = {"weights": "debiased", "resample": "resampled"}
+
+
+__all__ = ["SAMPLING_LABEL", "cmnist", "cmnist_cells", "colour_op_cells", "debiased", "full_jobs", "shortcut",
+           "shortcut_cells"]

@@ -91,16 +91,20 @@ def paired_by_seed(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return a.loc[shared].to_numpy(float), b.loc[shared].to_numpy(float)
 
 
-def recovered_share(plain: Sequence[float], debiased: Sequence[float], full: float) -> np.ndarray:
+def recovered_share(plain: Sequence[float], debiased: Sequence[float],
+                    full: float | Sequence[float]) -> np.ndarray:
     """Per seed, the share (%) of the gap between the plain method and the full-set control that
-    the debiased method recovers: ``100 (debiased - plain) / (full - plain)``."""
+    the debiased method recovers: ``100 (debiased - plain) / (full - plain)``. ``full``: one
+    value per seed (the control on that seed's biased set), or one value shared by all."""
     p, d = np.asarray(plain, dtype=float), np.asarray(debiased, dtype=float)
-    if p.shape != d.shape:
-        raise ValueError(f"recovered_share needs one value per seed on both sides; got {p.size} "
-                         f"and {d.size}.")
-    gap = full - p
+    f = np.broadcast_to(np.asarray(full, dtype=float), p.shape) if np.ndim(full) == 0 \
+        else np.asarray(full, dtype=float)
+    if p.shape != d.shape or f.shape != p.shape:
+        raise ValueError(f"recovered_share needs one value per seed on every side; got {p.size}, "
+                         f"{d.size} and {f.size}.")
+    gap = f - p
     if np.any(gap <= 0):
-        raise ValueError(f"the full set ({full:.3g}) is not above the plain method on every seed "
+        raise ValueError(f"the full set ({f.tolist()}) is not above the plain method on every seed "
                          f"({p.tolist()}): there is no gap to recover.")
     return 100 * (d - p) / gap
 

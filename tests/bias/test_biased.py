@@ -155,3 +155,30 @@ def test_ccifar_builder_on_random_rgb(cache_dir):
     data = ccifar10_dd(rgb, BiasedConfig(ratio=50.0, severity=2))
     assert data.shape == (3, 32, 32) and int(data.attrs["aligned"].sum()) == 10
     assert torch.equal(data.attrs["corruption"], data.attrs["bias"])
+
+
+# LfF's data/resource/colors.th (Nam et al. 2020), read from github.com/alinlab/LfF at commit
+# e66796ec117ea52d2e44176055b7ef7959680a1b ("LfF init"): a float32 tensor (10, 3, 1, 1), loaded
+# with torch.load and printed to 8 decimals. Its colorize() (data/colored_mnist_protocol.py) jitters
+# with std [0.05, 0.02, 0.01, 0.005, 0.002][severity - 1].
+LFF_COLORS_TH = (
+    (0.98368233, 0.31251901, 0.16857535),
+    (0.99052966, 0.91560525, 0.35151219),
+    (0.67296398, 0.46107048, 0.57980818),
+    (0.78325194, 0.83155590, 0.60132939),
+    (0.08801579, 0.77796334, 0.98180777),
+    (0.32139337, 0.96105456, 0.44644988),
+    (0.02461588, 0.23565048, 0.75866628),
+    (0.55524695, 0.10158014, 0.76176316),
+    (0.20772320, 0.39294851, 0.01870239),
+    (0.83365762, 0.20240927, 0.26694310),
+)
+LFF_COLOUR_STD = (0.05, 0.02, 0.01, 0.005)
+
+
+def test_colours_are_lffs_file_values():
+    """The palette is LfF's colors.th to 5e-6 (ours is typed to 5 decimals), colour b for digit b."""
+    file_values = torch.tensor(LFF_COLORS_TH)
+    assert COLOURS.shape == file_values.shape
+    assert float((COLOURS - file_values).abs().max()) <= 5e-6
+    assert tuple(COLOUR_STD[s] for s in (1, 2, 3, 4)) == LFF_COLOUR_STD

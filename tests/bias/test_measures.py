@@ -95,3 +95,13 @@ def test_recovered_share_per_seed():
     assert np.allclose(share, [50.0, 100 * 30 / 80])
     with pytest.raises(ValueError, match="no gap"):
         recovered_share([10.0, 120.0], [20.0, 130.0], 100.0)
+
+
+def test_recovered_share_with_a_full_set_per_seed():
+    # seed 1: gap 80 - 10, half recovered; seed 2: gap 60 - 20, a quarter recovered
+    share = recovered_share([10.0, 20.0], [45.0, 30.0], [80.0, 60.0])
+    assert np.allclose(share, [50.0, 25.0])
+    with pytest.raises(ValueError, match="one value per seed"):
+        recovered_share([10.0, 20.0], [45.0, 30.0], [80.0, 60.0, 70.0])
+    with pytest.raises(ValueError, match="no gap"):
+        recovered_share([10.0, 70.0], [45.0, 75.0], [80.0, 60.0])
