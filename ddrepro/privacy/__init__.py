@@ -6,6 +6,9 @@ and its critique (Carlini, Feldman & Nasr 2022).
 - :mod:`.theory`: Props. 4.3-4.4 and Eq. 35, measured;
 - :mod:`.mia` (loss threshold, Eq. 7) and :mod:`.lira` (LiRA): the attacks;
 - :mod:`.membership`: the preparations, shadows and victims the attacks read;
+- :mod:`.table1`: Table 1's attack on the initialisation images (class-matched comparison
+  members, the placebo);
+- :mod:`.direct`: the attack on the released set S itself (nearest synthetic image);
 - :mod:`.critique`, :mod:`.dpsgd`: the accuracy-matched baseline, DP-SGD, the canary audit;
 - :mod:`.generators`, :mod:`.generator_study`, :mod:`.gan_leak`, :mod:`.matching`: the cGAN and
   DP-MERF baselines and the visual-privacy measures (Fig. 5).

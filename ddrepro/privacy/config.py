@@ -19,8 +19,8 @@ class PrivacyConfig:
     = |S| / |T| (paper: 0.002, 0.01, 0.02). Loss-based MIA: ``mia_preparations``
     repeated preparations (paper: 10), ``mia_n`` members + ``mia_n`` non-members
     to choose the threshold (paper: N = 1000). LiRA: ``shadows`` shadow
-    preparations (paper: 256 for DM, ``kip_shadows`` = 64 for KIP), TPR read at
-    ``fprs``. DP baselines at ``epsilons`` (DP-MERF: 10 and 2).
+    preparations (paper: 256 for DM; its 64 for KIP are not run here), TPR read
+    at ``fprs``. DP-MERF's epsilons are :class:`GeneratorStudyConfig`'s.
 
     Ours (the paper gives none of these): DSA and KIP run at ``other_r_ipcs``
     (paper: 0.002 and 0.01); ``dm_steps`` / ``dsa_steps`` (None: the profile's
@@ -30,8 +30,8 @@ class PrivacyConfig:
     ``lira_r_ipc`` with ``shadows`` shadows, querying ``lira_probes_per_class``
     pool images per class (None: all). The real-data positive control trains
     ``shadows`` + ``lira_targets`` ConvNets directly on halves of
-    ``control_per_class`` images per class for ``control_epochs`` epochs
-    (minibatch 32, no augmentation). The propositions are measured with
+    ``control_per_class`` images per class, with the victims' recipe (the
+    profile's evaluation, ``eval_epochs``). The propositions are measured with
     ``theory_per_class`` members per class (fewer than the d = 784 pixels of
     Fashion-MNIST, so span(T) is a proper subspace: Assumption 4.1), a random
     extractor of width ``theory_width`` (k < d) and ``theory_steps`` DM steps.
@@ -43,9 +43,7 @@ class PrivacyConfig:
     mia_preparations: int = 10
     mia_n: int = 1000
     shadows: int = 256
-    kip_shadows: int = 64
     fprs: tuple[float, ...] = (0.001, 0.01)
-    epsilons: tuple[float, ...] = (10.0, 2.0)
     other_r_ipcs: tuple[float, ...] = (0.002, 0.01)
     dm_steps: int | None = None
     dsa_steps: int | None = None
@@ -54,7 +52,6 @@ class PrivacyConfig:
     lira_targets: int = 4
     lira_probes_per_class: int | None = None
     control_per_class: int = 500
-    control_epochs: int = 100
     theory_per_class: int = 500
     theory_width: int = 64
     theory_steps: int = 300
@@ -67,18 +64,15 @@ class PrivacyConfig:
         for name in ("dm_steps", "dsa_steps", "eval_epochs", "lira_probes_per_class"):
             value = getattr(self, name)
             _check(value is None or value >= 1, self, name, value, ">= 1 or None")
-        _positive(self, "lira_targets", "control_epochs", "theory_width", "theory_steps")
+        _positive(self, "lira_targets", "theory_width", "theory_steps")
         _check(self.control_per_class >= 2, self, "control_per_class", self.control_per_class,
                ">= 2 (split into members and non-members)")
         _check(self.theory_per_class >= 2, self, "theory_per_class", self.theory_per_class, ">= 2")
         _fractions(self, "r_ipcs", self.r_ipcs, 0.0, 1.0)
         _positive(self, "mia_preparations", "mia_n")
-        for name in ("shadows", "kip_shadows"):
-            _check(getattr(self, name) >= 2, self, name, getattr(self, name),
-                   ">= 2 (LiRA fits IN and OUT distributions)")
+        _check(self.shadows >= 2, self, "shadows", self.shadows,
+               ">= 2 (LiRA fits IN and OUT distributions)")
         _fractions(self, "fprs", self.fprs, 0.0, 1.0)
-        _check(len(self.epsilons) > 0 and all(e > 0 for e in self.epsilons), self, "epsilons",
-               self.epsilons, "a non-empty tuple of numbers > 0")
 
     def ipc_for(self, r_ipc: float, members_per_class: int) -> int:
         """Images per class for a ratio ``r_ipc`` of a member set with ``members_per_class``."""

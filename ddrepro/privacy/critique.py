@@ -37,9 +37,9 @@ from ..data import ImageData, load
 from ..evaluate import accuracy, probe
 from .dpsgd import dp_sgd_membership
 from ..executor import Job
-from .membership import (MembershipStudy, condenser_config, lira_kwargs, lira_phi, lira_seeds,
-                         membership_study, prepare, prepare_kwargs, shadow, train_on_halves,
-                         train_on_masks, victim_eval)
+from .membership import (MembershipStudy, condenser_config, control_eval, lira_kwargs, lira_phi,
+                         lira_seeds, membership_study, prepare, prepare_kwargs, shadow,
+                         train_on_halves, train_on_masks, victim_eval)
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -221,11 +221,10 @@ def canary_seeds(prof: Any, seed: int) -> list[int]:
 
 def canary_real_kwargs(prof: Any, crit: CritiqueStudy, *, seed: int, device: Any,
                        quiet: bool | None) -> dict[str, Any]:
-    """Models trained on T itself in the canary study: the real-data control's protocol
-    (minibatch 32, no augmentation, ``control_epochs``)."""
+    """Models trained on T itself in the canary study: the real-data control's protocol, the
+    victims' recipe (:func:`~ddrepro.privacy.membership.control_eval`)."""
     masks = crit.canary_masks
-    eval_cfg = EvalConfig(epochs=prof.privacy.control_epochs, batch_size=32, n_models=masks.shape[0],
-                          augment="none")
+    eval_cfg = control_eval(prof, n_models=masks.shape[0])
     return dict(pool=crit.canary_pool, member=masks, net_cfg=prof.net, eval_cfg=eval_cfg,
                 aug_cfg=prof.aug, seed=10_000 * seed + 700, probe_flip=crit.canary_pool.flip_ok,
                 device=device, quiet=quiet)

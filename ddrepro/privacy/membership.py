@@ -22,7 +22,10 @@ from ..augment import DSA
 from ..condense import condense
 from ..config import AugConfig, EvalConfig, NetConfig, replace_checked
 from .lira import balanced_membership
-from .mia import ThresholdAttack, loss_threshold_attack
+# Table 1's attack on the initialisation images, with the probes it reads (re-exported: the
+# pages call it as membership.init_attack beside prepare)
+from .table1 import (class_matched, comparison_members, init_attack, placebo_indices,
+                     probe_losses)
 from ..data import ImageData, derive, load
 from ..evaluate import EvalResult, evaluate, probe
 from ..executor import Job
@@ -73,19 +76,22 @@ def halves(pool: ImageData, seed: int) -> tuple[ImageData, ImageData]:
 
 def probe_rows(members: ImageData, syn: SyntheticSet, n: int, seed: int,
                also: Tensor | None = None) -> Tensor:
-    """Rows of ``members`` to query: every initialisation image plus ``2n`` random others, and
-    the members whose root indices are in ``also`` (e.g. another set's initialisation images,
-    to attack them as a placebo where nothing was copied)."""
+    """Rows of ``members`` to query (sorted, each once): every initialisation image, the members
+    whose root indices are in ``also`` (e.g. another set's initialisation images, to attack them
+    as a placebo where nothing was copied), as many other members of the same classes drawn at
+    random (Table 1's comparison members, :func:`class_matched`) and ``2n`` random others."""
     used = syn.meta.get("init_indices")
-    is_init = torch.zeros(len(members), dtype=torch.bool) if used is None \
+    singled = torch.zeros(len(members), dtype=torch.bool) if used is None \
         else torch.isin(members.source_index, used)
-    others = torch.nonzero(~is_init).flatten()
+    others = torch.nonzero(~singled).flatten()
     gen = torch.Generator().manual_seed(seed)
     pick = others[torch.randperm(others.numel(), generator=gen)[: 2 * n]]
-    rows = torch.cat([torch.nonzero(is_init).flatten(), pick])
     if also is not None:
-        rows = torch.cat([rows, torch.nonzero(torch.isin(members.source_index, also)).flatten()])
-    return torch.unique(rows)  # sorted, each row once
+        singled |= torch.isin(members.source_index, also)
+    rest = torch.nonzero(~singled).flatten()
+    matched = class_matched(members.labels, torch.nonzero(singled).flatten(), rest, seed + 1,
+                            strict=False)
+    return torch.unique(torch.cat([torch.nonzero(singled).flatten(), matched, pick]))
 
 
 def prepare(*, method: str, members: ImageData, nonmembers: ImageData, test: ImageData, ipc: int,
@@ -110,39 +116,6 @@ def prepare(*, method: str, members: ImageData, nonmembers: ImageData, test: Ima
                                                      "nonmembers": outside},
                       device=device, quiet=quiet)
     return syn, result, rows
-
-
-def probe_losses(syn: SyntheticSet, result: EvalResult, rows: Tensor, members: ImageData,
-                 init_indices: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """The victim's losses from one :func:`prepare` ``(syn, result, rows)`` of ``members``:
-    on the initialisation images, on the other probed members, on the non-members.
-
-    ``init_indices`` (root indices) overrides ``syn.meta["init_indices"]``: the images
-    to single out (a placebo for a noise-initialised set, probed through ``also_probe``).
-    """
-    member_loss = result.probes["members"]["loss"][0]
-    if member_loss.shape != rows.shape:
-        raise ValueError(f"{len(rows)} probed rows but {member_loss.numel()} member losses: pass the "
-                         "rows that prepare() returned with this result.")
-    used = syn.meta.get("init_indices") if init_indices is None else init_indices
-    is_init = torch.zeros(len(rows), dtype=torch.bool) if used is None \
-        else torch.isin(members.source_index[rows], used)
-    return member_loss[is_init], member_loss[~is_init], result.probes["nonmembers"]["loss"][0]
-
-
-def init_attack(syn: SyntheticSet, result: EvalResult, rows: Tensor, members: ImageData, *,
-                seed: int, init_indices: Tensor | None = None) -> ThresholdAttack:
-    """Table 1's loss attack on one preparation: the images that initialised S (or
-    ``init_indices``) against as many other probed members, ``n`` = half of them."""
-    init_l, other_l, _ = probe_losses(syn, result, rows, members, init_indices)
-    if init_l.numel() < 2:
-        raise ValueError(f"{init_l.numel()} probed initialisation image(s): the attack needs >= 2; "
-                         "use a real initialisation (or pass init_indices with also_probe) and ipc >= 1 "
-                         "over >= 2 classes.")
-    if other_l.numel() < init_l.numel():
-        raise ValueError(f"only {other_l.numel()} other members probed for {init_l.numel()} "
-                         "initialisation images; raise n in prepare().")
-    return loss_threshold_attack(init_l, other_l[: init_l.numel()], seed=seed)
 
 
 def shadow(*, method: str, pool: ImageData, subset: Tensor, ipc: int, seed: int,
@@ -272,11 +245,12 @@ def victim_eval(prof: Any) -> EvalConfig:
                            epochs=prof.privacy.eval_epochs or prof.eval.epochs)
 
 
-def control_eval(prof: Any) -> EvalConfig:
-    """The real-data control's models: SGD on their half, minibatch 32, no augmentation."""
+def control_eval(prof: Any, n_models: int | None = None) -> EvalConfig:
+    """The real-data controls' models: the victims' recipe (:func:`victim_eval`: optimiser, epochs,
+    batch, augmentation), ``n_models`` of them at once (default: LiRA's shadows and targets), so
+    a control differs from the claim it backs only in what it trains on."""
     cfg = prof.privacy
-    return EvalConfig(epochs=cfg.control_epochs, batch_size=32, n_models=cfg.shadows + cfg.lira_targets,
-                      augment="none")
+    return replace_checked(victim_eval(prof), n_models=n_models or cfg.shadows + cfg.lira_targets)
 
 
 def loss_mia_syntheses(prof: Any) -> list[tuple[str, str, float]]:
@@ -310,10 +284,21 @@ def prepare_kwargs(prof: Any, study: MembershipStudy, p: int, method: str, init:
         members, nonmembers, test = zca_views(members, nonmembers, test)
     config = study_config(prof, method, r_ipc)
     record = max(1, config.steps // 20) if method == "dm" and p == 0 else None
+    # a noise-initialised set is also probed on the images its real-initialised twin copied
+    also = placebo(prof, study, p, r_ipc, seed=seed) if init == "noise" else None
     return dict(method=method, members=members, nonmembers=nonmembers, test=test,
                 ipc=prof.privacy.ipc_for(r_ipc, study.members_per_class), init=init, config=config,
                 seed=10_000 * seed + p, net_cfg=prof.net, aug_cfg=prof.aug, eval_cfg=victim_eval(prof),
-                n=prof.privacy.mia_n, record_every=record, device=device, quiet=quiet)
+                n=prof.privacy.mia_n, record_every=record, device=device, quiet=quiet, also_probe=also)
+
+
+def placebo(prof: Any, study: MembershipStudy, p: int, r_ipc: float, *, seed: int) -> Tensor:
+    """Table 1's placebo in preparation ``p``: root indices of the members that the real-initialised
+    set at ``r_ipc`` copies (any method: they share the preparation's seed), which the
+    noise-initialised set of the same preparation did not copy (:func:`placebo_indices`)."""
+    members = study.preparations[p][0]
+    return placebo_indices(members, prof.privacy.ipc_for(r_ipc, study.members_per_class),
+                           10_000 * seed + p)
 
 
 def lira_seeds(prof: Any, seed: int) -> tuple[list[int], list[int]]:
@@ -359,7 +344,8 @@ def claims_jobs(prof: Any, *, seed: int, device: Any, quiet: bool | None) -> lis
     return jobs
 
 
-__all__ = ["MembershipStudy", "PAPER_DM_LR", "PAPER_KIP_LR", "claims_jobs", "condenser_config",
+__all__ = ["MembershipStudy", "PAPER_DM_LR", "PAPER_KIP_LR", "claims_jobs", "class_matched",
+           "comparison_members", "condenser_config", "placebo", "placebo_indices",
            "control_eval", "control_kwargs", "half_mask", "halves", "init_attack", "lira_kwargs",
            "lira_phi", "lira_seeds", "loss_mia_syntheses", "membership_study", "paper_lr", "prepare",
            "prepare_kwargs", "probe_losses", "probe_rows", "shadow", "study_config", "train_on_halves",

@@ -3,7 +3,8 @@
 LiRA's scores share their target model and the loss attack's decisions share their
 preparation, so an interval over pooled scores or pooled decisions uses the wrong unit.
 The functions here reduce an attack to one number per *target model*
-(:func:`per_target_auc`: each independent target attacked by the shadows), and measure how a quantity scales
+(:func:`per_target_auc`, :func:`per_target_tpr`: each independent target attacked by the
+shadows), and measure how a quantity scales
 with a size (:func:`scaling_slope`, the ``O(|S|/|T|)`` of Dong et al.'s Prop. 4.10).
 The notebooks import this module; no cached computation does, so editing it re-keys nothing.
 """
@@ -14,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score, roc_curve
 from torch import Tensor
 
 from .lira import lira_scores
@@ -43,11 +44,18 @@ def per_target_auc(phi: Tensor, member: Tensor, shadows: int, *, online: bool = 
     if not isinstance(phi, Tensor) or tuple(phi.shape[:2]) != tuple(member.shape):
         raise ValueError(f"phi must be shaped {tuple(member.shape)} (+ queries), like member; got "
                          f"{tuple(phi.shape) if isinstance(phi, Tensor) else type(phi).__name__}.")
+    return np.asarray([float(roc_auc_score(truth, scores)) for scores, truth in
+                       _target_scores(phi, member, shadows, online, global_variance)])
+
+
+def _target_scores(phi: Tensor, member: Tensor, shadows: int, online: bool,
+                   global_variance: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each target's LiRA scores and membership (numpy), the targets attacked by the shadows."""
     total = member.shape[0]
     if isinstance(shadows, bool) or not isinstance(shadows, int) or not 2 <= shadows < total:
         raise ValueError(f"shadows = {shadows!r}: need 2 <= shadows < {total} (the rows after the "
                          "shadows are the targets).")
-    aucs = []
+    out = []
     for t in range(shadows, total):
         truth = member[t]
         if truth.all() or not truth.any():
@@ -55,8 +63,27 @@ def per_target_auc(phi: Tensor, member: Tensor, shadows: int, *, online: bool = 
                              "examples; probe more examples.")
         scores = lira_scores(phi[t], phi[:shadows], member[:shadows], online=online,
                              global_variance=global_variance)
-        aucs.append(float(roc_auc_score(truth.numpy(), scores.numpy())))
-    return np.asarray(aucs)
+        out.append((scores.double().numpy(), truth.numpy()))
+    return out
+
+
+def tpr_at(scores: np.ndarray, truth: np.ndarray, fpr: float) -> float:
+    """The largest TPR of a threshold on ``scores`` whose FPR is at most ``fpr`` (scikit-learn's ROC)."""
+    if not 0.0 < fpr < 1.0:
+        raise ValueError(f"fpr = {fpr!r} must lie in (0, 1).")
+    rates_f, rates_t, _ = roc_curve(truth, scores)
+    return float(rates_t[rates_f <= fpr].max())  # roc_curve starts at (0, 0)
+
+
+def per_target_tpr(phi: Tensor, member: Tensor, shadows: int, fpr: float, *, online: bool = True,
+                   global_variance: bool = True) -> np.ndarray:
+    """LiRA's TPR at FPR <= ``fpr`` against each target model, one value per target (the unit of
+    Carlini et al.'s low-FPR criterion); arguments as :func:`per_target_auc`. Below one false
+    positive per target (``fpr`` x non-members < 1) it is the TPR at FPR 0."""
+    if not isinstance(member, Tensor) or member.dtype != torch.bool or member.dim() != 2:
+        raise ValueError("member must be a (K + T, n) bool tensor: model k trained on example j.")
+    return np.asarray([tpr_at(scores, truth, fpr) for scores, truth in
+                       _target_scores(phi, member, shadows, online, global_variance)])
 
 
 def scaling_slope(sizes: Sequence[float], values: Sequence[float]) -> float:
@@ -72,4 +99,4 @@ def scaling_slope(sizes: Sequence[float], values: Sequence[float]) -> float:
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
-__all__ = ["per_target_auc", "scaling_slope"]
+__all__ = ["per_target_auc", "per_target_tpr", "scaling_slope", "tpr_at"]

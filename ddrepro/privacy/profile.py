@@ -8,17 +8,17 @@ from .config import CritiqueStudyConfig, GeneratorStudyConfig, PrivacyConfig
 register_section(
     "privacy", PrivacyConfig, owner=__name__,
     smoke=PrivacyConfig(members_per_class=20, r_ipcs=(0.05,), mia_preparations=1, mia_n=5,
-                        shadows=2, kip_shadows=2, other_r_ipcs=(0.05,), dsa_steps=1,
+                        shadows=2, other_r_ipcs=(0.05,), dsa_steps=1,
                         lira_r_ipc=0.05, lira_targets=1, lira_probes_per_class=4,
-                        control_per_class=4, control_epochs=1, theory_per_class=20,
+                        control_per_class=4, theory_per_class=20,
                         theory_width=8, theory_steps=5),
     # Chapter 2 (book/02_privacy/claims.md): |T| = 500 per class as the issue states; the
     # syntheses and victims shortened so the notebook stays within 15 minutes on 2 cores.
     # Measured cold, one thread (2026-12-04): grid 542 s + notebook 94 s of CPU, 10.6 min.
     cpu=PrivacyConfig(members_per_class=500, mia_preparations=3, mia_n=500, shadows=16,
-                      kip_shadows=16, other_r_ipcs=(0.01,), dm_steps=40, dsa_steps=10,
+                      other_r_ipcs=(0.01,), dm_steps=40, dsa_steps=10,
                       eval_epochs=30, lira_targets=2, lira_probes_per_class=100,
-                      control_per_class=50, control_epochs=30, theory_per_class=100),
+                      control_per_class=50, theory_per_class=100),
 )
 
 register_section(

@@ -72,3 +72,25 @@ def test_scaling_slope():
         scaling_slope([1], [1.0])
     with pytest.raises(ValueError, match="positive"):
         scaling_slope([1, 2], [0.0, 1.0])
+
+
+def test_tpr_at_reads_the_roc_at_or_below_the_fpr():
+    from ddrepro.privacy.per_unit import tpr_at
+
+    truth = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    scores = np.array([9.0, 8.0, 2.0, 1.0, 7.0, 0.5, 0.4, 0.3])
+    # FPR 0: only the two scores above the highest non-member; FPR 1/4 allows that non-member
+    assert tpr_at(scores, truth, 0.2) == 0.5
+    assert tpr_at(scores, truth, 0.25) == 1.0
+    with pytest.raises(ValueError, match="fpr"):
+        tpr_at(scores, truth, 0.0)
+
+
+def test_one_tpr_per_target_high_with_signal_and_low_without():
+    from ddrepro.privacy.per_unit import per_target_tpr
+
+    phi, member = _study(signal=4.0, n=1000)
+    tpr = per_target_tpr(phi, member, 8, 0.01)
+    assert tpr.shape == (4,) and (tpr > 0.5).all()
+    phi, member = _study(signal=0.0, n=1000)
+    assert (per_target_tpr(phi, member, 8, 0.01) < 0.1).all()
