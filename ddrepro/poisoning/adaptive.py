@@ -5,7 +5,7 @@ embedding with the *plain* mean of the poisons. An attacker who knows that the
 victim condenses with RDM-DC's calibrated mean (Alg. 3-5) can instead match it
 through that mean, or keep the poisons low on the one direction the
 calibration ranks by. The crafting loop of ``poison.py`` takes either loss
-through ``DMPoisonConfig.loss`` ("through", "spread").
+through ``DMPoisonConfig.loss`` ("through", "spread", "batches").
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..robust import calibrated_mean, power_method
+from ..robust import MeanEstimatorConfig, calibrated_mean, power_method
 
 
 def through_poison_loss(target_feats: Tensor, poison_feats: Tensor, context_feats: Tensor, k: int,
@@ -59,4 +59,41 @@ def spread_penalty(poison_feats: Tensor, context_feats: Tensor, iterations: int)
     return top_direction_scores(poison_feats, context_feats, iterations).pow(2).mean(1)
 
 
-__all__ = ["spread_penalty", "through_poison_loss", "top_direction_scores"]
+def batches_poison_loss(target_feats: Tensor, poison_feats: Tensor, context_feats: Tensor, batch: int,
+                        eps_p: float, iterations: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Eq. 5 through RDM-DC's calibrated mean *of the victim's batches* (ours, issue 24).
+
+    RDM-DC does not rank the whole class: each DM step it calibrates a batch of ``batch``
+    (``batch_real``) rows drawn from the class, poisons and clean alike, dropping
+    ``k = ceil(3 eps_p batch)`` of them. So, per restart, the class (``P`` poisons and the ``m``
+    rows of ``context_feats``) is split at random into batches of ``batch`` (the last, partial one
+    is left out, as DM draws full batches; the whole class is one batch if it is smaller), and
+    the loss is the mean over batches of ``|| Phi(x_t) - cmean_k(batch) ||^2``. Every poison sits
+    in one batch per step and gets a gradient when its batch's calibration keeps it; through the
+    whole class ("through") the share ``3 eps_p`` dropped is the same, but the poisons compete
+    with every clean row of the class at once. Returns the losses ``(R,)`` and the share of
+    poisons kept ``(R,)``.
+    """
+    restarts, poisons = poison_feats.shape[:2]
+    rows = torch.cat([poison_feats, context_feats], 1)
+    n = rows.shape[1]
+    size = min(batch, n)
+    k = MeanEstimatorConfig("calibrated", rate=eps_p, power_iterations=iterations).drop_count(size)
+    losses, kept = [], []
+    for r in range(restarts):
+        order = torch.randperm(n, generator=generator).to(rows.device)
+        chunks = [order[i: i + size] for i in range(0, n - size + 1, size)]
+        total = sum((target_feats[r] - calibrated_mean(rows[r, idx], k, iterations)).pow(2).sum()
+                    for idx in chunks)
+        losses.append(total / len(chunks))
+        with torch.no_grad():  # the ranking calibrated_mean uses, to count the poisons it keeps
+            count = 0
+            for idx in chunks:
+                centred = rows[r, idx] - rows[r, idx].mean(0)
+                scores = (centred @ power_method(centred, iterations)).abs()
+                count += int((idx[scores.argsort()[: size - k]] < poisons).sum())
+        kept.append(count / poisons)
+    return torch.stack(losses), torch.tensor(kept, dtype=torch.float32)
+
+
+__all__ = ["batches_poison_loss", "spread_penalty", "through_poison_loss", "top_direction_scores"]

@@ -15,10 +15,9 @@ synthetic set labels ``x_t`` as ``y_adv``.
 * :func:`direct_poison`, the direct attack (Table 5): the poisons become the
   target image itself, still labelled ``y_adv``.
 
-Both return the poisoned set as a derived data set (``derive("perturb", ...)``,
-attr ``poisoned``); the crafted perturbations are a cached artifact.
-Gradient-matching poisoning (Alg. 1) shares this module's problem, projection
-and setup; it lives in :mod:`ddrepro.poisoning.gradient_matching`.
+Both return the poisoned set as a derived data set (``derive("perturb", ...)``, attr
+``poisoned``); the crafted perturbations are a cached artifact. Gradient-matching poisoning
+(Alg. 1) shares this module's problem, projection and setup (:mod:`.gradient_matching`).
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ from ..nets import build_net
 from ..pixels import from_pixels, quantise, to_pixels
 from ..robust import MeanEstimatorConfig
 from ..runtime import make_generator, progress, resolve_device
-from .adaptive import spread_penalty, through_poison_loss
+from .adaptive import batches_poison_loss, spread_penalty, through_poison_loss
 
 # -- the threat model ------------------------------------------------------------
 
@@ -128,8 +127,8 @@ class CraftingConfig:
 
 
 # The losses DM poisoning can minimise (:func:`attack_loss`): "mean" is Alg. 2's Eq. 5; the
-# other two are ours, adaptive attacks that know RDM-DC (Alg. 3-5) is the defense.
-POISON_LOSSES = ("mean", "through", "spread")
+# others are ours, adaptive attacks that know RDM-DC (Alg. 3-5) is the defense.
+POISON_LOSSES = ("mean", "through", "spread", "batches")
 
 
 @dataclass(frozen=True)
@@ -146,6 +145,8 @@ class DMPoisonConfig(CraftingConfig):
       (:func:`through_poison_loss`).
     * ``"spread"``: Eq. 5 plus ``spread_weight`` times the poisons' mean squared score on the
       batch's top direction (:func:`spread_penalty`), so that no poison stands out there.
+    * ``"batches"``: "through" the calibrated means of the victim's own batches of ``victim_batch``
+      rows (``batch_real``; 0 for the other losses): :func:`batches_poison_loss`.
 
     ``power_iterations``: the power method's iterations (Alg. 5) in the adaptive losses.
     """
@@ -154,9 +155,12 @@ class DMPoisonConfig(CraftingConfig):
     loss: str = "mean"
     spread_weight: float = 1.0
     power_iterations: int = 10
+    victim_batch: int = 0
 
     def __post_init__(self) -> None:
         _check_attack_config(self, ("steps", "restarts", "score_nets", "power_iterations"))
+        _check((self.loss == "batches") == (self.victim_batch >= 2), self, "victim_batch", self.victim_batch,
+               'the victim\'s batch_real (>= 2) with loss "batches", else 0')
         _check(self.loss in POISON_LOSSES, self, "loss", self.loss, f"one of {POISON_LOSSES}")
         _check(isinstance(self.spread_weight, (int, float)) and not isinstance(self.spread_weight, bool)
                and self.spread_weight >= 0, self, "spread_weight", self.spread_weight, ">= 0")
@@ -251,6 +255,9 @@ def attack_loss(problem: _Problem, cfg: DMPoisonConfig, net: torch.nn.Module, de
                             power_iterations=cfg.power_iterations).drop_count(n)
     if cfg.loss == "through":
         return through_poison_loss(target, poisons, context, k, cfg.power_iterations)
+    if cfg.loss == "batches":
+        return batches_poison_loss(target, poisons, context, cfg.victim_batch, problem.eps_p,
+                                   cfg.power_iterations, generator)
     with torch.no_grad():  # diagnostics only: what the defender's calibration would keep
         _, kept = through_poison_loss(target, poisons, context, k, cfg.power_iterations)
     loss = dm_poison_loss(target, poisons) + cfg.spread_weight * spread_penalty(

@@ -14,7 +14,8 @@ register_section(
                        deviation_trials=2, deviation_seeds=2, baseline_targets=1, sweep_targets=1,
                        sweep_eps=(16 / 255, 64 / 255),
                        sweep_steps=(1, 2), adaptive_targets=1, untargeted_rates=(0.05, 0.1),
-                       untargeted_anchors=4),
+                       untargeted_anchors=4, val_targets=1, regime_rates=(0.01, 0.015),
+                       regime_steps=(1, 2), regime_batch=(8,), misspec_targets=1),
     # Chapter 3: 300 DM steps from noise is where the synthetic images stop looking like
     # noise at batch_real 32 (150 do not); T = 100 attack steps of 1/255 can reach
     # 64/255; R = 2 restarts. Sized from one measured cell (target 0, `poison_cell`, 1 thread,
@@ -47,6 +48,20 @@ register_section(
     # robust_means: each Gaussian slope at deviation_seeds = 5 seeds (one sweep of 20 trials each,
     # the calibrated mean only beyond the first): ~9 s a seed for the eps sweep, 45-60 s for the
     # small-eps one (N = 500,000), so ~4 extra minutes (measured 2026-12-07, load ~1.5 on 2 cores).
+    # The regime search (issue 24; poison_regime, run with poison_sweep's grid): 2 validation
+    # targets x victims (100, 300 DM steps at batch 32; batch 128 at 100 steps: 256 would cost 8x
+    # a 32-batch cell of the same steps) x rates {1 %, 1.5 %} (1.5 %: RDM-DC keeps 17 of 32 and 70
+    # of 128, the cap's limit) x (DM poisoning at 64/255 and 128/255, direct) + the clean victim
+    # per (steps, batch): 39 jobs. In cells of (300 steps, batch 32), whose cost is ~69 CPU s
+    # (attack_and_defense's 25 cells, 857 s on 2 cores with Ray above), the jobs weigh
+    # 13 x (1/3 + 1 + 4/3) = 34.7 cells: ~20 min cold on 2 idle cores; ~11 min with
+    # -p poison.regime_rates "[0.01]" (the paper's rate only; no fallback then).
+    # beyond's third adaptive attack, "batches" (issue 24), adds 2 cells (one a target against
+    # RDM-DC); its crafting embeds the whole class each step like "through" (~100 CPU s a target,
+    # not measured for "batches" itself), so beyond's cold time grows by ~4-5 minutes.
+    # The misspecified defender (misspec grid): RDM-DC's assumed rate x {0.5, 2, 4} and the factor
+    # 3 of k -> {1, 2, 4}, DM poisoning at the chosen regime on 2 evaluated targets + RDM-DC's
+    # clean victim per setting.
     # Gradient matching is not run in a page at cpu (gm_targets = 0: its 16 networks of 40 epochs
     # are the paper profile's); 4 networks of <= 8 epochs size benchmarks/bench_poison_attacks.py.
     cpu=PoisonConfig(dataset="fashion_mnist", ipc=10, targets=8, runs=1, attack_steps=100,
@@ -55,5 +70,9 @@ register_section(
                      table_rate=0.03, dm_poison_targets=0, gm_targets=0,
                      sweep_targets=2, sweep_eps=(16 / 255, 64 / 255, 128 / 255),
                      sweep_steps=(30, 100, 300), adaptive_targets=2, untargeted_rates=(0.01, 0.1),
-                     pretrained=4, pretrain_epochs=8, deviation_seeds=5),
+                     pretrained=4, pretrain_epochs=8, deviation_seeds=5, val_targets=2,
+                     regime_rates=(0.01, 0.015), regime_steps=(100, 300), regime_batch=(32, 128),
+                     misspec_targets=2),
+    # paper: the paper's victim (20,000 DM steps at batch 256) beside batch 32, at its 1 % and
+    # both eps, on 5 validation targets (PoisonConfig's defaults)
 )

@@ -25,7 +25,11 @@ from .gradient_matching import GMPoisonConfig, gm_poison
 from .poison import DMPoisonConfig, PoisonResult, Target, direct_poison, dm_poison
 from .untargeted import UntargetedPoisonConfig, untargeted_poison
 
-# Defense name -> (condenser, mean estimator name); "rdm" is RDM-DC (Alg. 3).
+# Defense name -> (condenser, mean estimator name); "rdm" is RDM-DC (Alg. 3). Every robust one
+# drops k = ceil(3 eps_p N) of a batch of N. The trimmed mean drops ceil(k/2) values from *each*
+# end of every coordinate (ddrepro.robust.trimmed_mean): the paper does not say how it splits k,
+# and an odd k cannot split evenly (the paper's N = 256, eps_p = 0.1 give k = 77), so we round up
+# and drop k + 1 values per coordinate (ours; robust_means.md shows the count at each profile).
 DEFENSES = {"dm": ("dm", "mean"), "rdm": ("rdm", "calibrated"), "median": ("dm", "median"),
             "trimmed": ("dm", "trimmed"), "truncated": ("dm", "truncated")}
 ATTACKS = ("dm_poison", "grad_match", "direct")
@@ -70,19 +74,24 @@ def make_poisons(real: ImageData, test: ImageData, target: Target, attack: str,
 def poison_cell(*, real: ImageData, test: ImageData, target: Target, attack: str, defense: str,
                 attack_cfg: DMPoisonConfig | GMPoisonConfig, dm_cfg: DMConfig, ipc: int, run: int,
                 power_iterations: int, net_cfg: NetConfig, aug_cfg: AugConfig, eval_cfg: EvalConfig,
-                seed: int, device: Any, quiet: bool | None, init: str = "noise") -> dict[str, Any]:
+                seed: int, device: Any, quiet: bool | None, init: str = "noise",
+                assumed_scale: float = 1.0) -> dict[str, Any]:
     """Poison (``seed``), condense with ``defense`` from ``init`` (seed ``run``), evaluate, probe the target.
 
     ``init``: "noise" (the paper's protocol) or "real" (Sec. 5.1: real images of the
-    poisoned set, so a poison may be copied into the synthetic set).
+    poisoned set, so a poison may be copied into the synthetic set). ``assumed_scale`` (ours):
+    the defender is told ``assumed_scale`` times the poisons' true share of their class (a
+    defender who guesses wrong; 1 is the paper's informed defender).
 
     Returns the test accuracies of the ``eval_cfg.n_models`` victims, their
     predictions for the target, and whether each predicted ``y_adv``.
     """
     poisoned = make_poisons(real, test, target, attack, attack_cfg, net_cfg=net_cfg, aug_cfg=aug_cfg,
                             seed=seed, device=device, quiet=quiet)
+    if isinstance(assumed_scale, bool) or not isinstance(assumed_scale, (int, float)) or assumed_scale <= 0:
+        raise ValueError(f"assumed_scale = {assumed_scale!r} must be a number > 0 (1: the true eps_p).")
     eps_p = class_rate(real, attack_cfg.rate, target.adv_label)
-    method, cfg = defense_config(defense, dm_cfg, eps_p, power_iterations)
+    method, cfg = defense_config(defense, dm_cfg, eps_p * assumed_scale, power_iterations)
     syn = condense(method, poisoned.data, ipc, config=cfg, init=init, seed=run, net_cfg=net_cfg,
                    aug_cfg=aug_cfg, device=device, quiet=quiet)
     probe = (test.images[target.index][None], torch.tensor([target.adv_label]))
@@ -91,7 +100,8 @@ def poison_cell(*, real: ImageData, test: ImageData, target: Target, attack: str
     logits = result.probes["target"]["logits"][:, 0]
     predicted = logits.argmax(-1)
     return {"attack": attack, "defense": defense, "target": target.index, "label": target.label,
-            "adv_label": target.adv_label, "run": run, "eps_p": eps_p, "accs": result.accs,
+            "adv_label": target.adv_label, "run": run, "eps_p": eps_p,
+            "assumed_eps_p": eps_p * assumed_scale, "accs": result.accs,
             "predicted": predicted, "success": predicted == target.adv_label,
             "adv_prob": logits.softmax(-1)[:, target.adv_label],
             "poison_seconds": poisoned.seconds, "condense_seconds": syn.meta["seconds"],

@@ -8,7 +8,8 @@ import dataclasses
 import pytest
 import torch
 
-from ddrepro.poisoning.adaptive import spread_penalty, through_poison_loss, top_direction_scores
+from ddrepro.poisoning.adaptive import (batches_poison_loss, spread_penalty, through_poison_loss,
+                                       top_direction_scores)
 from ddrepro.poisoning.poison import (DMPoisonConfig, _Problem, attack_loss, dm_poison,
                                       dm_poison_loss, pick_target)
 from ddrepro.poisoning.study import untargeted_cell
@@ -17,7 +18,7 @@ from ddrepro.config import AugConfig, DMConfig, EvalConfig
 from ddrepro.grids import GRIDS
 from ddrepro.pixels import to_pixels
 from ddrepro.profiles import get_profile
-from ddrepro.robust import calibrated_mean
+from ddrepro.robust import MeanEstimatorConfig, calibrated_mean
 from ddrepro.runtime import make_generator
 from test_poison import MEAN, STD, TINY_NET, pixel_data
 
@@ -63,6 +64,36 @@ def test_gradients_reach_only_the_poisons_the_calibration_keeps():
     assert torch.allclose(kept, torch.full((2,), 0.5))
 
 
+def test_batches_loss_is_the_through_loss_when_one_batch_holds_the_class():
+    target, poison, context = planted()                     # 4 poisons + 36 clean rows: eps_p 0.1
+    n = poison.shape[1] + context.shape[1]
+    k = MeanEstimatorConfig("calibrated", rate=0.1).drop_count(n)
+    whole, kept_whole = through_poison_loss(target, poison, context, k, 10)
+    for batch in (n, 2 * n):                                # a batch as large as the class, or larger
+        loss, kept = batches_poison_loss(target, poison, context, batch, 0.1, 10, make_generator(0))
+        assert torch.allclose(loss, whole, atol=1e-5) and torch.allclose(kept, kept_whole)
+
+
+def test_batches_loss_averages_the_calibrated_means_of_a_random_split_into_victim_batches():
+    target, poison, context = planted(poisons=4, clean=36)
+    batch, eps_p = 8, 0.1                                   # 40 rows: 5 batches of 8, k = ceil(2.4) = 3
+    k = MeanEstimatorConfig("calibrated", rate=eps_p).drop_count(batch)
+    loss, kept = batches_poison_loss(target, poison, context, batch, eps_p, 10, make_generator(3))
+    gen, rows = make_generator(3), torch.cat([poison, context], 1)
+    for r in range(2):                                      # the same split, recomputed by hand
+        order = torch.randperm(40, generator=gen)
+        means = [calibrated_mean(rows[r, order[i: i + batch]], k, 10) for i in range(0, 40, batch)]
+        expected = torch.stack([(target[r] - m).pow(2).sum() for m in means]).mean()
+        assert torch.allclose(loss[r], expected)
+    assert loss.shape == kept.shape == (2,) and bool(((kept >= 0) & (kept <= 1)).all())
+    # every poison sits in one batch; a planted poison is its batch's farthest row, so every one is dropped
+    assert torch.equal(kept, torch.zeros(2))
+    with pytest.raises(ValueError, match="victim_batch"):
+        DMPoisonConfig(loss="batches")                      # the victim's batch must be given
+    with pytest.raises(ValueError, match="victim_batch"):
+        DMPoisonConfig(loss="through", victim_batch=32)
+
+
 def test_gradients_reach_delta_through_the_network():
     real, test = pixel_data(), pixel_data(seed=1, split="test")
     target = pick_target(test, seed=0)
@@ -71,8 +102,8 @@ def test_gradients_reach_delta_through_the_network():
     problem = _Problem(clean, to_pixels(test.images[target.index], MEAN, STD), MEAN, STD, TINY_NET,
                        real.num_classes, None, context=context, eps_p=0.2)
     gen = make_generator(0)
-    for loss_name in ("through", "spread"):
-        cfg = DMPoisonConfig(loss=loss_name, power_iterations=5)
+    for loss_name in ("through", "spread", "batches"):
+        cfg = DMPoisonConfig(loss=loss_name, power_iterations=5, victim_batch=8 if loss_name == "batches" else 0)
         delta = torch.zeros(2, *clean.shape, requires_grad=True)
         losses, kept = attack_loss(problem, cfg, problem.fresh_net(gen, torch.device("cpu")), delta, gen)
         losses.sum().backward()
@@ -177,7 +208,8 @@ def test_bad_input_is_a_clear_error_before_compute():
 
 
 def test_beyond_grid_shares_the_table_cells_and_names_its_own():
-    prof = get_profile("smoke", {"poison.targets": 2, "poison.adaptive_targets": 2, "poison.dm_poison_targets": 2})
+    prof = get_profile("smoke", {"poison.targets": 2, "poison.adaptive_targets": 2, "poison.dm_poison_targets": 2,
+                                 "poison.use_regime": False})  # beyond runs at the profile's regime
     beyond = {job.name: job for job in GRIDS.get("beyond")(prof, seed=0, device="cpu", quiet=True)}
     table = {job.name: job for job in GRIDS.get("attack_and_defense")(prof, seed=0, device="cpu", quiet=True)}
 

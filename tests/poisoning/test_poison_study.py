@@ -53,10 +53,10 @@ def test_poison_cell_runs_end_to_end_and_is_deterministic():
 
 
 def test_grid_has_one_job_per_target_attack_defense_run():
-    prof = get_profile("smoke", {"poison.targets": 2, "poison.direct_targets": 1, "poison.runs": 2,
+    prof = get_profile("smoke", {"poison.targets": 2, "poison.direct_targets": 1, "poison.runs": 2, "poison.use_regime": False,
                                  "poison.baseline_targets": 1, "poison.gm_targets": 1})
     jobs = GRIDS.get("attack_and_defense")(prof, seed=0, device="cpu", quiet=True)
-    names = [job.name for job in jobs]
+    names = [job.name for job in jobs if not job.name.startswith("misspec/")]  # test_regime.py's
     # clean: 3 defenses x 2 runs; DM poisoning: DM and RDM-DC on both targets, the median on the
     # first; gradient matching on the first against DM and RDM-DC (Table 3); the direct attack
     # on the first, against all three
@@ -82,7 +82,7 @@ def test_each_crafting_attack_takes_its_own_config():
 
 
 def test_the_table_can_poison_at_its_own_rate_and_craft_for_fewer_targets():
-    prof = get_profile("smoke", {"poison.targets": 2, "poison.direct_targets": 2, "poison.baseline_targets": 0,
+    prof = get_profile("smoke", {"poison.targets": 2, "poison.direct_targets": 2, "poison.baseline_targets": 0, "poison.use_regime": False,
                                  "poison.dm_poison_targets": 1, "poison.table_rate": 0.03})
     jobs = {job.name: job for job in GRIDS.get("attack_and_defense")(prof, seed=0, device="cpu", quiet=True)}
     assert "t0/dm_poison/dm/run0" in jobs and "t1/dm_poison/dm/run0" not in jobs
@@ -94,7 +94,8 @@ def test_the_table_can_poison_at_its_own_rate_and_craft_for_fewer_targets():
     assert jobs["clean/rdm/run0"].kwargs["eps_p"] == pytest.approx(class_rate(real, 0.03, adv))
     # the sweep keeps the chapter's rate
     sweep = GRIDS.get("poison_sweep")(prof, seed=0, device="cpu", quiet=True)
-    assert {job.kwargs["attack_cfg"].rate for job in sweep if "attack_cfg" in job.kwargs} == {prof.poison.rate}
+    assert {job.kwargs["attack_cfg"].rate for job in sweep
+            if "attack_cfg" in job.kwargs and not job.name.startswith("regime/")} == {prof.poison.rate}
     with pytest.raises(ValueError, match="table_rate"):
         get_profile("smoke", {"poison.table_rate": 0.6})
     with pytest.raises(ValueError, match="dm_poison_targets"):
@@ -125,9 +126,10 @@ def test_sweep_points_vary_one_factor_at_a_time():
 
 
 def test_sweep_grid_shares_its_base_cells_with_the_table():
-    prof = get_profile("smoke", {"poison.targets": 2, "poison.direct_targets": 2, "poison.sweep_targets": 2,
+    prof = get_profile("smoke", {"poison.targets": 2, "poison.direct_targets": 2, "poison.sweep_targets": 2, "poison.use_regime": False,
                                  "poison.sweep_eps": [16 / 255, 0.25], "poison.sweep_steps": [1, 2]})
-    sweep = {job.name: job for job in GRIDS.get("poison_sweep")(prof, seed=0, device="cpu", quiet=True)}
+    sweep = {job.name: job for job in GRIDS.get("poison_sweep")(prof, seed=0, device="cpu", quiet=True)
+             if not job.name.startswith("regime/")}  # the regime search's jobs: test_regime.py
     table = {job.name: job for job in GRIDS.get("attack_and_defense")(prof, seed=0, device="cpu", quiet=True)}
     eps0, steps0 = prof.poison.eps[0], prof.poison.attack_steps
     # the clean reference + per target: the distinct (eps, T) points and the direct attack
@@ -150,7 +152,7 @@ def test_sweep_grid_shares_its_base_cells_with_the_table():
 
 def test_a_targets_defenses_share_one_poison_key():
     # make_poisons takes no defense: equal (target, attack_cfg, seed, data) across defenses = one cache entry
-    prof = get_profile("smoke", {"poison.targets": 2, "poison.baseline_targets": 2})
+    prof = get_profile("smoke", {"poison.targets": 2, "poison.baseline_targets": 2, "poison.use_regime": False})
     jobs = {job.name: job.kwargs for job in GRIDS.get("attack_and_defense")(prof, seed=0, device="cpu", quiet=True)}
     for t in range(2):
         keys = {(kw["target"], kw["attack_cfg"], kw["seed"], kw["real"].digest())
@@ -163,6 +165,6 @@ def test_victim_initialisation_is_a_validated_profile_choice_the_grid_passes_on(
     with pytest.raises(ValueError, match="init"):
         get_profile("smoke", {"poison.init": "zeros"})
     for init in ("noise", "real"):
-        prof = get_profile("smoke", {"poison.init": init})
+        prof = get_profile("smoke", {"poison.init": init, "poison.use_regime": False})
         jobs = GRIDS.get("attack_and_defense")(prof, seed=0, device="cpu", quiet=True)
         assert {job.kwargs["init"] for job in jobs} == {init}
