@@ -202,7 +202,7 @@ def execute(page: Page, params: Mapping[str, Any], stage: Path, *, quiet: bool =
             source.unlink(missing_ok=True)
     seconds = time.perf_counter() - start
     if tmp.exists():
-        hide_parameter_cells(tmp)
+        tag_for_reading(tmp)
         os.replace(tmp, output)  # failed runs too: the rendered page then shows where it broke
     status = "failed" if failure else "ok"
     record = {"status": status, "key": key, "seconds": round(seconds, 2),
@@ -212,19 +212,30 @@ def execute(page: Page, params: Mapping[str, Any], stage: Path, *, quiet: bool =
 
 
 PARAMETER_TAGS = ("parameters", "injected-parameters")
+# A code cell longer than this folds behind a "show code" toggle on the site, so the
+# story reads first; the notebook a student opens keeps every cell open.
+FOLD_LINES = 25
+_SHOWN_AS_IS = {"hide-input", "hide-cell", "remove-input", "remove-cell", "show-input"}
 
 
-def hide_parameter_cells(path: Path) -> None:
-    """Tag the defaults cell and papermill's injected cell ``remove-cell`` in an executed copy.
+def tag_for_reading(path: Path) -> None:
+    """Tag an executed copy for the site: the parameters cells ``remove-cell``, long code ``hide-input``.
 
-    They are plumbing, not part of the chapter's story; the chapter prints the
-    resolved profile, and its scorecard records the run's overrides.
+    The defaults cell and papermill's injected cell are plumbing, not part of the
+    chapter's story (the chapter prints the resolved profile, and its scorecard
+    records the run's overrides). A code cell of more than :data:`FOLD_LINES`
+    lines folds unless its author tagged it otherwise (``show-input`` keeps it open).
     """
     nb = json.loads(Path(path).read_text())
     for cell in nb.get("cells", []):
         tags = cell.get("metadata", {}).get("tags", [])
         if set(tags) & set(PARAMETER_TAGS) and "remove-cell" not in tags:
             cell.setdefault("metadata", {})["tags"] = [*tags, "remove-cell"]
+        elif cell.get("cell_type") == "code" and not set(tags) & _SHOWN_AS_IS:
+            source = cell.get("source", "")
+            lines = (source if isinstance(source, str) else "".join(source)).splitlines()
+            if len(lines) > FOLD_LINES:
+                cell.setdefault("metadata", {})["tags"] = [*tags, "hide-input"]
     atomic_write_bytes(Path(path), json.dumps(nb, indent=1).encode())
 
 

@@ -155,6 +155,23 @@ def test_the_build_progress_line_counts_pages_and_estimates_what_is_left():
         "[page 1/3, 0m00s elapsed, no earlier times recorded]"
 
 
+def test_executed_copies_drop_parameter_cells_and_fold_long_code(tmp_path):
+    def code(n_lines, tags=()):
+        return {"cell_type": "code", "source": "\n".join(f"x{i} = {i}" for i in range(n_lines)),
+                "metadata": {"tags": list(tags)}, "outputs": [], "execution_count": 1}
+
+    cells = [code(2, ["parameters"]), code(2, ["injected-parameters"]),
+             code(runner.FOLD_LINES), code(runner.FOLD_LINES + 1),
+             code(40, ["show-input"]), code(40, ["remove-input"]),
+             {"cell_type": "markdown", "source": "x\n" * 40, "metadata": {}}]
+    path = tmp_path / "page.ipynb"
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    runner.tag_for_reading(path)
+    tags = [c["metadata"].get("tags", []) for c in json.loads(path.read_text())["cells"]]
+    assert tags == [["parameters", "remove-cell"], ["injected-parameters", "remove-cell"], [],
+                    ["hide-input"], ["show-input"], ["remove-input"], []]
+
+
 def test_scorecard_page_reruns_when_a_chapter_adds_rows(tmp_path):
     page = chapters.resolve_chapter("scorecard", REPO)
     params = {"profile": "smoke"}

@@ -227,6 +227,32 @@ def test_no_page_shows_pipe_table_text_parameter_cells_or_a_figure_twice(browser
         tab.close()
 
 
+CELL_SHAPES = """cells => cells.map(cell => {
+    const pre = cell.querySelector('.cell_input pre');
+    const fold = cell.querySelector('details.above-input');
+    return {lines: pre ? pre.textContent.replace(/\\n$/, '').split('\\n').length : 0,
+            folded: fold !== null, open: fold ? fold.open : null};
+})"""
+
+
+def test_long_code_cells_fold_behind_a_closed_toggle(browser, server):
+    from ddrepro.runner import FOLD_LINES
+
+    folded = 0
+    for url, _ in chapter_urls(server):
+        tab, _, _ = visit(browser, url)
+        cells = tab.eval_on_selector_all("main div.cell", CELL_SHAPES)
+        long_open = [c["lines"] for c in cells if c["lines"] > FOLD_LINES and not c["folded"]]
+        assert not long_open, f"{url}: code cells of {long_open} lines are not folded"
+        assert all(c["open"] is False for c in cells if c["folded"]), f"{url}: a fold starts open"
+        if any(c["folded"] for c in cells) and not folded:
+            tab.click("main details.above-input > summary")   # the reader can open it
+            assert tab.eval_on_selector("main details.above-input", "d => d.open")
+        folded += sum(c["folded"] for c in cells)
+        tab.close()
+    assert folded, "no code cell folded anywhere: the fold is not reaching the site"
+
+
 def test_figures_are_large_enough_to_read_and_screenshots_are_kept(browser, server):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for url, page in chapter_urls(server):
