@@ -250,21 +250,6 @@ def empty_frame() -> pd.DataFrame:
     return pd.DataFrame(columns=[*COLUMNS, "page", "rule"])
 
 
-def frame_markdown(frame: pd.DataFrame, columns: tuple[str, ...] = COLUMNS[:-1]) -> str:
-    """A pipe table of ``frame``'s rows; a row's note is appended to its verdict."""
-    cols = [c for c in columns if c != "note"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
-    for rec in frame.to_dict("records"):
-        cells = []
-        for c in cols:
-            text = str(rec[c])
-            if c == "verdict" and rec.get("note"):
-                text += f" ({rec['note']})"
-            cells.append(_cell(text))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def summary_markdown(frame: pd.DataFrame) -> str:
     """Per chapter: how many claims came out in each of the five outcomes."""
     verdicts = VERDICTS
@@ -311,7 +296,7 @@ def frame_html(frame: pd.DataFrame, here: str = "book") -> str:
 
 __all__ = [
     "outcome_counts", "frame_html",
-    "Scorecard", "Row", "VERDICTS", "collect", "criteria_table", "empty_frame", "frame_markdown", "paper_row",
+    "Scorecard", "Row", "VERDICTS", "collect", "criteria_table", "empty_frame", "paper_row",
     "paper_table", "run_label",
     "summary_markdown", "ENV_PATH", "SUFFIX",
 ]
