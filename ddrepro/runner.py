@@ -349,6 +349,13 @@ def run_book(root: Path, build: Path, *, profile: str, quiet: bool = False,
     stage_sources(root, stage)
     results: list[RunResult] = []
     last_seconds = {page.rel: recorded_seconds(page, stage, params) for page, params in plans}
+    # which pages will run, read once (hashing the sources per page and per line is wasted work):
+    # running a chapter leaves the others' status as it was, but re-keys the pages that collect
+    # the chapters' scorecards
+    to_run = set() if skip_run else {page.rel for page, params in plans
+                                     if not is_up_to_date(page, params, stage)}
+    if to_run:
+        to_run |= {page.rel for page, _ in plans if collects_scorecards(page)}
     start = time.perf_counter()
     for k, (page, params) in enumerate(plans):
         if skip_run:
@@ -358,7 +365,7 @@ def run_book(root: Path, build: Path, *, profile: str, quiet: bool = False,
                                      page.staged(stage), failure))
             continue
         if not is_up_to_date(page, params, stage):
-            left = [last_seconds[p.rel] for p, q in plans[k:] if not is_up_to_date(p, q, stage)]
+            left = [last_seconds[p.rel] for p, _ in plans[k:] if p.rel in to_run]
             out(f"[ddrepro] {progress_line(k, len(plans), time.perf_counter() - start, left)} "
                 f"{page.rel}: running (profile {params.get('profile')})")
         result = execute(page, params, stage, quiet=quiet)
