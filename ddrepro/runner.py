@@ -39,8 +39,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from .artifacts import atomic_write_bytes, source_hash
 from .chapters import (
-    Page, UserError, check_data, fetch_data, is_notebook_file, notebook_source, notebooks,
-    profile_datasets, resolve_params, site_dir, stage_dir,
+    Page, UserError, build_dir, check_data, fetch_data, find_root, is_notebook_file, notebook_source,
+    notebooks, profile_datasets, resolve_params, site_dir, stage_dir,
 )
 from .runtime import ENV_STAGE  # also tells ddrepro.runtime.progress that this is a batch run
 from .scorecard import ENV_PATH as ENV_SCORECARD
@@ -65,6 +65,18 @@ def _sha256(path: Path) -> str:
 def collects_scorecards(page: Page) -> bool:
     """Notebooks with metadata ``ddrepro.collects_scorecards`` depend on the other chapters' rows."""
     return bool(notebook_source(page.source).get("metadata", {}).get("ddrepro", {}).get("collects_scorecards"))
+
+
+def execution_order(plans: list[tuple[Page, Any]]) -> list[tuple[Page, Any]]:
+    """``plans`` in book order, except that pages collecting scorecards (the chapter indexes, the
+    book's scorecard) run after every other page, so they read this build's rows, not the last's."""
+    return sorted(plans, key=lambda plan: collects_scorecards(plan[0]))  # stable: book order kept
+
+
+def current_stage(given: str | Path = "") -> Path:
+    """The stage a collecting page reads: ``given``, else the runner's (``$DDREPRO_STAGE``), else
+    the default build's (an interactive session in the repository)."""
+    return Path(given or os.environ.get(ENV_STAGE) or stage_dir(build_dir(find_root())))
 
 
 def scorecards_digest(stage: Path) -> str:
@@ -341,7 +353,7 @@ def run_book(root: Path, build: Path, *, profile: str, quiet: bool = False,
              skip_run: bool = False, out=print) -> int:
     """Fetch data, execute every notebook (failures do not stop the others), build the site."""
     stage = stage_dir(build)
-    plans = [(page, resolve_params(page, profile, [], quiet)) for page in notebooks(root)]
+    plans = execution_order([(page, resolve_params(page, profile, [], quiet)) for page in notebooks(root)])
     if not skip_run:
         fetch_data(quiet=quiet)
         for _, params in plans:
@@ -390,5 +402,6 @@ def run_book(root: Path, build: Path, *, profile: str, quiet: bool = False,
 
 __all__ = [
     "RunResult", "Failure", "BuildResult", "execute", "is_up_to_date", "record_path", "run_key",
-    "stage_sources", "build_site", "run_book", "progress_line", "recorded_seconds",
+    "stage_sources", "build_site", "run_book", "progress_line", "recorded_seconds", "execution_order",
+    "current_stage",
 ]

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -30,6 +30,8 @@ ENV_PATH = "DDREPRO_SCORECARD"
 SUFFIX = ".scorecard.json"
 COLUMNS = ("chapter", "claim", "paper", "ours", "interval", "detectable", "criterion", "verdict",
            "profile", "note")
+# what collect() keeps per row: the table's columns, the page it came from, and what a sentence needs
+COLLECTED = (*COLUMNS, "page", "rule", "key", "decide")
 
 
 VERDICTS = OUTCOMES  # reproduced, not reproduced, inconclusive, not checked, not run
@@ -236,7 +238,7 @@ def collect(build_dir: str | Path) -> pd.DataFrame:
         records = [{"chapter": data["chapter"], **Row(**row).__dict__, "profile": label,
                     "page": str(path.relative_to(root))[: -len(SUFFIX)]}
                    for row in data.get("rows", [])]
-        frames.append(pd.DataFrame.from_records(records, columns=[*COLUMNS, "page", "rule"]))
+        frames.append(pd.DataFrame.from_records(records, columns=list(COLLECTED)))
     if not frames:
         return empty_frame()
     # Chapter titles start with their number ("1 Basics", "1 Basics: budget study", "2 Privacy"):
@@ -245,9 +247,42 @@ def collect(build_dir: str | Path) -> pd.DataFrame:
                                                             ignore_index=True)
 
 
+def chapter_rows(frame: pd.DataFrame, folder: str) -> pd.DataFrame:
+    """The collected rows of the pages under ``folder`` (e.g. ``"book/03_poisoning"``)."""
+    prefix = folder.rstrip("/") + "/"
+    return frame[frame["page"].astype(str).str.startswith(prefix)]
+
+
+def found_sentence(frame: pd.DataFrame, headline: Sequence[str] = ()) -> str:
+    """What a chapter found, glued from its collected rows: the count per outcome at each profile
+    that ran, then the sentence of each ``headline`` row (criteria keys) that is there."""
+    if frame.empty:
+        return ("No page of this chapter has recorded scorecard rows in this build yet: run the "
+                "chapter (`ddrepro book` runs every page), and this sentence reports what it found.")
+    parts = []
+    for profile, group in frame.groupby("profile", sort=False):
+        counts = [f"{n} {v}" for v in VERDICTS if (n := int((group["verdict"] == v).sum()))]
+        pages = group["page"].nunique()
+        parts.append(f"at {profile} ({pages} page{'s' if pages > 1 else ''}), {len(group)} claims: "
+                     + ", ".join(counts))
+    text = "Measured " + "; ".join(parts) + "."
+    names = [f.name for f in fields(Row)]
+    keys = frame["key"].astype(str)
+    for key in headline:
+        # a criterion judged at several settings has row keys "key@setting"
+        match = frame[(keys == key) | keys.str.startswith(key + "@")]
+        if len(match) == 1:
+            text += " " + Row(**{name: match.iloc[0][name] for name in names}).sentence()
+        elif len(match) > 1:
+            counts = [f"{n} {v}" for v in VERDICTS if (n := int((match["verdict"] == v).sum()))]
+            text += (f" {str(match.iloc[0]['claim']).split(' (')[0]}, at {len(match)} settings: "
+                     + ", ".join(counts) + ".")
+    return text
+
+
 def empty_frame() -> pd.DataFrame:
     """The scorecard table with no rows (nothing executed yet)."""
-    return pd.DataFrame(columns=[*COLUMNS, "page", "rule"])
+    return pd.DataFrame(columns=list(COLLECTED))
 
 
 def summary_markdown(frame: pd.DataFrame) -> str:
@@ -295,7 +330,7 @@ def frame_html(frame: pd.DataFrame, here: str = "book") -> str:
 
 
 __all__ = [
-    "outcome_counts", "frame_html",
+    "chapter_rows", "found_sentence", "outcome_counts", "frame_html",
     "Scorecard", "Row", "VERDICTS", "collect", "criteria_table", "empty_frame", "paper_row",
     "paper_table", "run_label",
     "summary_markdown", "ENV_PATH", "SUFFIX",

@@ -212,3 +212,14 @@ def test_how_to_run_profile_table_matches_profiles_py():
         assert cells[3] == ", ".join(str(i) for i in prof.ipcs), name
         assert cells[4] == str(prof.dm.steps), name
         assert cells[5] == f"{prof.eval.epochs} x {prof.eval.n_models}", name
+
+
+def test_pages_collecting_scorecards_run_after_every_chapter_page():
+    plans = [(page, {}) for page in chapters.notebooks(REPO)]
+    ordered = [page for page, _ in runner.execution_order(plans)]
+    collecting = [runner.collects_scorecards(page) for page in ordered]
+    assert collecting == sorted(collecting)                      # every collector after every chapter
+    names = {page.rel for page in ordered if runner.collects_scorecards(page)}
+    assert {"book/scorecard", "book/03_poisoning/index"} <= names
+    chapter_pages = [page.rel for page in ordered if not runner.collects_scorecards(page)]
+    assert chapter_pages == [page.rel for page, _ in plans if not runner.collects_scorecards(page)]

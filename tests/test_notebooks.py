@@ -56,7 +56,7 @@ def smoke_build(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("page", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("page", NOTEBOOKS, ids=lambda p: p.rel)
 def test_notebook_executes_at_smoke_through_the_runner(ddrepro_cli, book_data, smoke_build, page):
     done = ddrepro_cli("run", page.rel, "--profile", "smoke", "--quiet",
                        "--build-dir", str(smoke_build), timeout=600)

@@ -96,3 +96,29 @@ def test_paper_rows_are_found_by_key_and_must_be_unique(tmp_path):
         scorecard.paper_row(table, seed=0)
     with pytest.raises(ValueError, match="no paper table"):
         scorecard.paper_table(tmp_path / "missing.csv")
+
+
+def test_the_index_sentence_is_glued_from_the_chapters_rows_and_follows_an_outcome(tmp_path):
+    card = Scorecard("3 Poisoning", "cpu")
+    _judge(card, "Attack works", [1.0, 1.1, 0.9], key="works")
+    _judge(card, "Defence helps", [0.5, 0.6, 0.4], key="helps@0.01")
+    _judge(card, "Defence helps", [-1.0, 2.0], key="helps@0.02")
+    card.save(tmp_path / "book" / "03_poisoning" / "page.scorecard.json")
+    other = Scorecard("4 Bias", "cpu")
+    _judge(other, "Elsewhere", [1.0, 1.2], key="works")
+    other.save(tmp_path / "book" / "04_bias" / "page.scorecard.json")
+    rows = scorecard.chapter_rows(scorecard.collect(tmp_path), "book/03_poisoning")
+    assert len(rows) == 3
+    text = scorecard.found_sentence(rows, ["works", "helps", "absent"])
+    assert text.startswith("Measured at cpu (1 page), 3 claims: 2 reproduced, 1 inconclusive.")
+    assert "Attack works: holds" in text
+    assert "Defence helps, at 2 settings: 1 reproduced, 1 inconclusive." in text
+    # the same chapter with the attack's row failing: the sentence says so
+    flipped = Scorecard("3 Poisoning", "cpu")
+    _judge(flipped, "Attack works", [-1.0, -1.1, -0.9], key="works")
+    flipped.save(tmp_path / "book" / "03_poisoning" / "page.scorecard.json")
+    text = scorecard.found_sentence(scorecard.chapter_rows(scorecard.collect(tmp_path), "book/03_poisoning"),
+                                    ["works"])
+    assert "1 not reproduced" in text and "Attack works: does not hold" in text
+    assert "nothing" not in text
+    assert "has recorded" in scorecard.found_sentence(scorecard.empty_frame(), ["works"])
