@@ -9,7 +9,8 @@ This extension drops those scripts from every page (and any exact duplicate scri
 
 It also serves ``book/_static/ddrepro_tables.js`` with the site: tables of class
 ``ddrepro-sortable`` (the book's scorecard) get sortable headers and a filter box,
-with no script from off-site.
+with no script from off-site; and ``book/_static/ddrepro.css`` (wide display
+equations scroll inside the text column).
 """
 
 from __future__ import annotations
@@ -49,5 +50,6 @@ def add_static(app) -> None:
 def setup(app) -> dict[str, Any]:
     app.connect("builder-inited", add_static)
     app.add_js_file("ddrepro_tables.js")
+    app.add_css_file("ddrepro.css")
     app.connect("html-page-context", drop_thebe_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
