@@ -261,5 +261,38 @@ def test_figures_are_large_enough_to_read_and_screenshots_are_kept(browser, serv
         column = tab.eval_on_selector("main", "m => m.getBoundingClientRect().width")
         small = [w for w in widths if w < min(400, 0.5 * column)]
         assert not small, f"{url}: figures rendered {small} px wide in a {column:.0f} px column"
-        tab.screenshot(path=str(SCREENSHOTS / f"{page.stem}.png"), full_page=True)
+        tab.screenshot(path=str(SCREENSHOTS / f"{page.rel.replace('/', '_')}.png"), full_page=True)
+        tab.close()
+
+
+NUMBERING = """main => ({
+    figures: [...main.querySelectorAll('figure')].map(f => f.querySelector('.caption-number') !== null),
+    equations: [...main.querySelectorAll('div.math')].map(d => d.querySelector('.eqno') !== null),
+    past: [...main.querySelectorAll('div.math, div.cell_input, div.cell_output, table')]
+        .filter(e => e.getBoundingClientRect().right > main.getBoundingClientRect().right + 1).length,
+})"""
+
+
+def test_figures_and_equations_are_numbered_and_nothing_runs_past_the_column(browser, server):
+    figures = equations = 0
+    for url in toc_urls(server):
+        tab, _, _ = visit(browser, url)
+        found = tab.eval_on_selector("main", NUMBERING)
+        assert all(found["figures"]), f"{url}: a figure without a number"
+        assert all(found["equations"]), f"{url}: a display equation without a number"
+        assert found["past"] == 0, f"{url}: {found['past']} block(s) run past the text column"
+        figures, equations = figures + len(found["figures"]), equations + len(found["equations"])
+        tab.close()
+    assert figures and equations
+
+
+def test_chapter_indexes_open_with_the_papers_claim_and_what_the_run_found(browser, server):
+    indexes = [page for page in chapters.notebooks(REPO) if page.stem == "index"]
+    assert len(indexes) >= 5
+    for page in indexes:
+        tab, _, _ = visit(browser, f"{server}/{page.rel}.html")
+        box = tab.locator("main div.admonition").first.inner_text()
+        assert "The paper." in box and "What we found." in box, page.rel
+        found = box.split("What we found.", 1)[1].strip()
+        assert found.startswith("Measured at smoke") or "has recorded" in found, (page.rel, found)
         tab.close()
