@@ -10,6 +10,8 @@ and its critique (Carlini, Feldman & Nasr 2022).
   members, the placebo);
 - :mod:`.direct`: the attack on the released set S itself (nearest synthetic image);
 - :mod:`.critique`, :mod:`.dpsgd`: the accuracy-matched baseline, DP-SGD, the canary audit;
+- :mod:`.queries`, :mod:`.options`: LiRA's shifted-crop queries and its options (fits,
+  variance, queries) measured against the default; :mod:`.dp_lira`: LiRA on DP-SGD;
 - :mod:`.generators`, :mod:`.generator_study`, :mod:`.gan_leak`, :mod:`.matching`: the cGAN and
   DP-MERF baselines and the visual-privacy measures (Fig. 5).
 

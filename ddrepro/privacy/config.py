@@ -97,7 +97,9 @@ class GeneratorStudyConfig:
     ``leak_samples`` images per class and queries ``leak_queries`` members and as
     many non-members. Fig. 9 embeds ``tsne_per_class`` images per class of each
     set; Fig. 5 matches ``match_queries`` synthetic images per initialisation to the
-    members. All ours (the paper gives none).
+    members. Table 3 is repeated on ``seeds`` preparations of the membership study (at most its
+    ``mia_preparations``), each generator trained anew on that preparation's members. All ours
+    (the paper gives none).
     """
 
     cgan_steps: int = 10000
@@ -115,9 +117,10 @@ class GeneratorStudyConfig:
     leak_queries: int = 1000
     tsne_per_class: int = 20
     match_queries: int = 10
+    seeds: int = 3
 
     def __post_init__(self) -> None:
-        _positive(self, "cgan_steps", "cgan_batch", "cgan_width", "latent", "merf_features",
+        _positive(self, "seeds", "cgan_steps", "cgan_batch", "cgan_width", "latent", "merf_features",
                   "merf_bandwidth", "merf_steps", "merf_batch", "leak_samples", "leak_queries",
                   "tsne_per_class", "match_queries")
         _fractions(self, "cgan_r_ipcs", self.cgan_r_ipcs, 0.0, 1.0)
@@ -146,6 +149,12 @@ class CritiqueStudyConfig:
     ``canary_pool_per_class`` images per class (None: the study's pool), and
     attacks ``canary_targets`` models with ``canary_shadows`` shadows; DM
     distils ``canary_ipc`` images per class.
+
+    LiRA's options (:mod:`ddrepro.privacy.options`) query each probe and its mirror shifted
+    by up to ``query_shift`` pixels in steps of ``query_stride`` (the authors' code). LiRA on
+    DP-SGD (:mod:`ddrepro.privacy.dp_lira`) trains ``dp_lira_models`` models at each of
+    ``dp_epsilons``, each on an independent random half of ``2 * dp_per_class`` pool images per
+    class, every model the target in turn with the others as its shadows.
     """
 
     val_per_class: int = 500
@@ -165,10 +174,18 @@ class CritiqueStudyConfig:
     canary_shadows: int = 64
     canary_targets: int = 4
     canary_ipc: int = 30
+    query_shift: int = 2
+    query_stride: int = 1
+    dp_lira_models: int = 64
 
     def __post_init__(self) -> None:
         _positive(self, "val_per_class", "ci_repeats", "dp_epochs", "dp_batch", "canary_targets",
-                  "canary_ipc")
+                  "canary_ipc", "query_stride")
+        _check(self.query_shift >= 0
+               and (self.query_shift == 0 or (2 * self.query_shift) % self.query_stride == 0), self,
+               "query_shift", self.query_shift, ">= 0, with query_stride dividing 2 * query_shift")
+        _check(self.dp_lira_models >= 3, self, "dp_lira_models", self.dp_lira_models,
+               ">= 3 (each model the target in turn, >= 2 shadows left)")
         _check(len(self.baseline_per_class) > 0 and all(s >= 1 for s in self.baseline_per_class)
                and list(self.baseline_per_class) == sorted(set(self.baseline_per_class)), self,
                "baseline_per_class", self.baseline_per_class, "a non-empty increasing tuple of ints >= 1")

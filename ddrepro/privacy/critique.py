@@ -35,11 +35,13 @@ from .lira import balanced_membership
 from ..config import AugConfig, EvalConfig, NetConfig, replace_checked
 from ..data import ImageData, load
 from ..evaluate import accuracy, probe
+from .dp_lira import dp_lira_jobs, dp_lira_pool
 from .dpsgd import dp_sgd_membership
 from ..executor import Job
 from .membership import (MembershipStudy, condenser_config, control_eval, lira_kwargs, lira_phi,
                          lira_seeds, membership_study, prepare, prepare_kwargs, shadow,
                          train_on_halves, train_on_masks, victim_eval)
+from .options import shifted_jobs
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -259,7 +261,9 @@ def critique_jobs(prof: Any, *, seed: int, device: Any, quiet: bool | None) -> l
     ``claims`` grid (same names and arguments, so shared cache), the baseline at every candidate
     size (``baseline/{n}``), DM's first loss-attack preparation at ``lira_r_ipc`` (also
     ``claims``'), DP-SGD (``dp/eps{e}``, ``dp/none``) and the canary study
-    (``canary/dm-{init}/model{k}``, ``canary/on-T``)."""
+    (``canary/dm-{init}/model{k}``, ``canary/on-T``), LiRA's options on shifted queries
+    (:func:`~ddrepro.privacy.options.shifted_jobs`) and LiRA on DP-SGD
+    (:func:`~ddrepro.privacy.dp_lira.dp_lira_jobs`)."""
     crit = critique_study(prof, seed)
     study = crit.study
     shared = lira_kwargs(prof, study, device=device, quiet=quiet)
@@ -281,6 +285,9 @@ def critique_jobs(prof: Any, *, seed: int, device: Any, quiet: bool | None) -> l
                  for k, (mask, s) in enumerate(zip(crit.canary_masks, canary_seeds(prof, seed)))]
     jobs.append(Job(train_on_halves, canary_real_kwargs(prof, crit, seed=seed, device=device, quiet=quiet),
                     name="canary/on-T"))
+    jobs += shifted_jobs(prof, study, seed=seed, device=device, quiet=quiet)  # LiRA's options
+    dp_pool = dp_lira_pool(prof, study.pool, seed)                           # LiRA on DP-SGD
+    jobs += dp_lira_jobs(prof, dp_pool, crit.val, study.test, seed=seed, device=device, quiet=quiet)[1]
     return jobs
 
 

@@ -5,6 +5,11 @@ Every generator trains on the members T of the study's first preparation and
 its samples are evaluated exactly as DM's sets are (:func:`victim`: the same
 test set, network, protocol, seed and probes), so the page compares like with
 like and reuses whatever ``book/02_privacy/claims.md`` has already cached.
+
+Table 3 is repeated over :func:`seed_preparations`: for preparation ``p`` the generators train on
+that preparation's members with seed ``10_000 * seed + p`` and are compared with DM's set of the
+same preparation, so DM minus a generator is paired over preparations (each a seed of the
+whole pipeline: the draw of T, the synthesis or generator, the victim).
 """
 
 from __future__ import annotations
@@ -33,15 +38,28 @@ def merf_config(prof: Any, epsilon: float) -> DPMERFConfig:
                         latent=g.latent, width=g.cgan_width)
 
 
+def seed_preparations(prof: Any) -> list[int]:
+    """The preparations Table 3 is repeated on: the first ``generators.seeds`` of the membership
+    study's (fewer when the profile runs fewer preparations)."""
+    return list(range(min(prof.generators.seeds, prof.privacy.mia_preparations)))
+
+
+def _preparation(study: MembershipStudy, preparation: int) -> tuple[Any, Any]:
+    if not 0 <= preparation < len(study.preparations):
+        raise ValueError(f"preparation = {preparation}: the study has {len(study.preparations)} "
+                         "(privacy.mia_preparations).")
+    return study.preparations[preparation]
+
+
 def generator_set(prof: Any, study: MembershipStudy, method: str, ipc: int, *, seed: int,
                   epsilon: float | None = None, device: Any = "auto",
-                  quiet: bool | None = None) -> SyntheticSet:
+                  quiet: bool | None = None, preparation: int = 0) -> SyntheticSet:
     """``ipc`` images per class from ``method`` ("cgan" or "dp_merf" at ``epsilon``), trained on the
-    members of preparation 0 with that preparation's seed (one generator serves every ipc)."""
+    members of ``preparation`` with that preparation's seed (one generator serves every ipc)."""
     if method not in ("cgan", "dp_merf"):
         raise ValueError(f"unknown generator {method!r}; use 'cgan' or 'dp_merf'.")
-    members, _ = study.preparations[0]
-    train_seed = 10_000 * seed
+    members, _ = _preparation(study, preparation)
+    train_seed = 10_000 * seed + preparation
     if method == "cgan":
         return cgan_set(members, ipc, cgan_config(prof), seed=train_seed, device=device, quiet=quiet)
     if epsilon is None:
@@ -51,11 +69,11 @@ def generator_set(prof: Any, study: MembershipStudy, method: str, ipc: int, *, s
 
 
 def victim(prof: Any, study: MembershipStudy, syn: SyntheticSet, *, seed: int, device: Any = "auto",
-           quiet: bool | None = None) -> tuple[EvalResult, Any]:
-    """Train f on ``syn`` and probe members and non-members of preparation 0, exactly as
+           quiet: bool | None = None, preparation: int = 0) -> tuple[EvalResult, Any]:
+    """Train f on ``syn`` and probe members and non-members of ``preparation``, exactly as
     :func:`ddrepro.privacy.membership.prepare` does for a condensed set; returns ``(result, rows)``."""
-    members, nonmembers = study.preparations[0]
-    n, run_seed = prof.privacy.mia_n, 10_000 * seed
+    members, nonmembers = _preparation(study, preparation)
+    n, run_seed = prof.privacy.mia_n, 10_000 * seed + preparation
     rows = probe_rows(members, syn, n, run_seed)
     result = evaluate(syn, study.test, net_cfg=prof.net, eval_cfg=victim_eval(prof), aug_cfg=prof.aug,
                       seed=run_seed, flip=members.flip_ok,
@@ -76,11 +94,14 @@ def loss_attack(prof: Any, study: MembershipStudy, syn: SyntheticSet, result: Ev
 
 
 def dc_preparation(prof: Any, study: MembershipStudy, method: str, init: str, r_ipc: float, *,
-                   seed: int, device: Any = "auto", quiet: bool | None = None
+                   seed: int, device: Any = "auto", quiet: bool | None = None, preparation: int = 0
                    ) -> tuple[SyntheticSet, EvalResult, Any]:
-    """Preparation 0 of ``method`` as the claims page runs it (a cache hit once that page ran)."""
-    return prepare(**prepare_kwargs(prof, study, 0, method, init, r_ipc, seed=seed, device=device,
-                                    quiet=quiet))
+    """Preparation ``preparation`` of ``method`` as the claims page runs it (a cache hit once that
+    page ran)."""
+    _preparation(study, preparation)
+    return prepare(**prepare_kwargs(prof, study, preparation, method, init, r_ipc, seed=seed,
+                                    device=device, quiet=quiet))
 
 
-__all__ = ["cgan_config", "dc_preparation", "generator_set", "loss_attack", "merf_config", "victim"]
+__all__ = ["cgan_config", "dc_preparation", "generator_set", "loss_attack", "merf_config",
+           "seed_preparations", "victim"]

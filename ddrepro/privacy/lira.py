@@ -17,6 +17,22 @@ per-example variance is noisy: ``global_variance`` pools one variance over all
 examples (the residuals around each example's own mean), as the authors advise
 for small shadow counts.
 
+How each side is fitted is an option (``fit``), closer to or further from the
+authors' released code (``research/mi_lira_2021/plot.py`` in tensorflow/privacy):
+
+* ``"mean"`` (the default, the paper's Algorithm 1): mean and unbiased std;
+* ``"reference"``: the released code's fit, the *median* as the centre and the
+  std as the spread;
+* ``"median"``: median and the MAD scaled by 1.4826 (equal to the std for a
+  Gaussian), robust to a few shadows whose training went astray.
+
+With ``global_variance`` the spread is pooled over examples around each
+example's own centre (the residuals' variance, or for ``"median"`` the MAD of
+the residuals). The released code's "fixed variance" is instead the std of all
+IN (OUT) values together, between-example spread of the centres included; that
+is wider than the pooled residuals whenever the examples' centres differ, which
+is why the per-example centre is kept here.
+
 Metrics come from the kept libraries: ROC and AUC from scikit-learn, the AUC's
 bootstrap interval from :func:`scipy.stats.bootstrap`, Clopper-Pearson
 intervals from the beta quantiles
@@ -39,6 +55,8 @@ from torch import Tensor
 from ..intervals import clopper_pearson
 
 MIN_STD = 1e-6  # floor on fitted standard deviations (a constant phi would divide by zero)
+FITS = ("mean", "reference", "median")  # how each side's Gaussian is fitted (module docstring)
+MAD_TO_STD = 1.4826  # 1 / Phi^-1(3/4): the MAD of a Gaussian times this is its std
 
 
 def balanced_membership(n: int, models: int, seed: int = 0) -> Tensor:
@@ -67,30 +85,50 @@ def _as_queries(name: str, phi: Tensor, lead: tuple[int, ...]) -> Tensor:
     return phi if phi.dim() == len(lead) + 1 else phi.unsqueeze(-1)
 
 
-def _fit(phi: Tensor, mask: Tensor, global_variance: bool) -> tuple[Tensor, Tensor]:
-    """Per example and query: mean and std of ``phi`` over the shadows where ``mask`` holds."""
+def _check_fit(fit: str) -> None:
+    if fit not in FITS:
+        raise ValueError(f"fit = {fit!r}: choose one of {FITS} (module docstring).")
+
+
+def _fit(phi: Tensor, mask: Tensor, global_variance: bool, fit: str = "mean"
+         ) -> tuple[Tensor, Tensor]:
+    """Per example and query: centre and spread of ``phi`` over the shadows where ``mask`` holds
+    (``fit``: mean and std, median and std, or median and 1.4826 MAD)."""
     w = mask.double().unsqueeze(-1)                       # (K, n, 1)
     count = w.sum(0)                                      # (n, 1)
-    mean = (phi * w).sum(0) / count                       # (n, q)
-    resid2 = (phi - mean).pow(2) * w
+    if fit == "mean":
+        centre = (phi * w).sum(0) / count                 # (n, q)
+    else:  # numpy's nanmedian averages the two middle values (torch's returns the lower one)
+        masked = torch.where(w.bool(), phi, torch.tensor(float("nan"), dtype=phi.dtype))
+        centre = torch.from_numpy(np.nanmedian(masked.numpy(), axis=0))
+    if fit == "median":
+        dev = torch.where(w.bool(), (phi - centre).abs(), torch.tensor(float("nan"), dtype=phi.dtype))
+        dev = dev.numpy()
+        mad = np.nanmedian(dev.reshape(-1, dev.shape[-1]), axis=0) if global_variance \
+            else np.nanmedian(dev, axis=0)
+        std = (MAD_TO_STD * torch.from_numpy(np.asarray(mad))).expand_as(centre)
+        return centre, std.clamp_min(MIN_STD)
+    resid2 = (phi - (phi * w).sum(0) / count).pow(2) * w  # std about the mean in both fits
     if global_variance:
         var = resid2.sum((0, 1)) / (count.sum() - count.numel()).clamp_min(1)  # (q,)
-        std = var.sqrt().expand_as(mean)
+        std = var.sqrt().expand_as(centre)
     else:
         std = (resid2.sum(0) / (count - 1)).sqrt()       # unbiased per example
-    return mean, std.clamp_min(MIN_STD)
+    return centre, std.clamp_min(MIN_STD)
 
 
 def lira_scores(target_phi: Tensor, shadow_phi: Tensor, shadow_in: Tensor, *, online: bool = True,
-                global_variance: bool = False) -> Tensor:
+                global_variance: bool = False, fit: str = "mean") -> Tensor:
     """LiRA's membership score per example (higher: more likely a member of the target's set).
 
     ``target_phi`` ``(n,)`` or ``(n, q)`` (q queries, e.g. the image and its
     flip), ``shadow_phi`` ``(K, n[, q])`` from K shadow models, ``shadow_in``
     ``(K, n)`` bool, whether example j was in shadow k's training set.
     Per-example variances need >= 2 IN and >= 2 OUT shadows per example
-    (>= 1 with ``global_variance``); offline needs only the OUT side.
+    (>= 1 with ``global_variance``); offline needs only the OUT side. ``fit``: how
+    each side is fitted (``"mean"``, ``"reference"``, ``"median"``; module docstring).
     """
+    _check_fit(fit)
     if not isinstance(shadow_in, Tensor) or shadow_in.dtype != torch.bool or shadow_in.dim() != 2:
         raise ValueError("shadow_in must be a (K, n) bool tensor: shadow k trained on example j.")
     k, n = shadow_in.shape
@@ -109,10 +147,10 @@ def lira_scores(target_phi: Tensor, shadow_phi: Tensor, shadow_in: Tensor, *, on
             raise ValueError(f"some example has only {fewest} {side} shadow(s), fewer than {need}; "
                              "train more shadows, draw them with balanced_membership, or pass "
                              "global_variance=True.")
-    mu_out, sd_out = _fit(shadows, ~shadow_in, global_variance)
+    mu_out, sd_out = _fit(shadows, ~shadow_in, global_variance, fit)
     x = target.numpy()
     if online:
-        mu_in, sd_in = _fit(shadows, shadow_in, global_variance)
+        mu_in, sd_in = _fit(shadows, shadow_in, global_variance, fit)
         score = (stats.norm.logpdf(x, mu_in.numpy(), sd_in.numpy())
                  - stats.norm.logpdf(x, mu_out.numpy(), sd_out.numpy()))
     else:
@@ -121,7 +159,7 @@ def lira_scores(target_phi: Tensor, shadow_phi: Tensor, shadow_in: Tensor, *, on
 
 
 def leave_one_out_scores(phi: Tensor, member: Tensor, targets: Sequence[int], *, online: bool = True,
-                         global_variance: bool = False) -> tuple[Tensor, Tensor]:
+                         global_variance: bool = False, fit: str = "mean") -> tuple[Tensor, Tensor]:
     """Each model in ``targets`` attacked in turn with all *other* models as its shadows.
 
     ``phi`` ``(K, n[, q])``, ``member`` ``(K, n)`` bool. Returns scores and true
@@ -140,7 +178,7 @@ def leave_one_out_scores(phi: Tensor, member: Tensor, targets: Sequence[int], *,
     for t in targets:
         rest = [j for j in range(k) if j != t]
         scores.append(lira_scores(phi[t], phi[rest], member[rest], online=online,
-                                  global_variance=global_variance))
+                                  global_variance=global_variance, fit=fit))
     return torch.stack(scores), member[targets].clone()
 
 
@@ -232,5 +270,5 @@ def attack_report(scores: Tensor, is_member: Tensor, *, fprs: Sequence[float] = 
     return report
 
 
-__all__ = ["AttackReport", "MIN_STD", "attack_report", "balanced_membership",
+__all__ = ["AttackReport", "FITS", "MAD_TO_STD", "MIN_STD", "attack_report", "balanced_membership",
            "empirical_epsilon", "leave_one_out_scores", "lira_scores"]

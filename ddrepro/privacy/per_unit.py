@@ -22,7 +22,7 @@ from .lira import lira_scores
 
 
 def per_target_auc(phi: Tensor, member: Tensor, shadows: int, *, online: bool = True,
-                   global_variance: bool = True) -> np.ndarray:
+                   global_variance: bool = True, fit: str = "mean") -> np.ndarray:
     """LiRA's ROC AUC against each target model, one value per target: the unit of Fig. 2's claim.
 
     ``phi`` ``(K + T, n[, q])`` and ``member`` ``(K + T, n)`` bool, the first ``shadows`` = K
@@ -45,11 +45,11 @@ def per_target_auc(phi: Tensor, member: Tensor, shadows: int, *, online: bool = 
         raise ValueError(f"phi must be shaped {tuple(member.shape)} (+ queries), like member; got "
                          f"{tuple(phi.shape) if isinstance(phi, Tensor) else type(phi).__name__}.")
     return np.asarray([float(roc_auc_score(truth, scores)) for scores, truth in
-                       _target_scores(phi, member, shadows, online, global_variance)])
+                       _target_scores(phi, member, shadows, online, global_variance, fit)])
 
 
 def _target_scores(phi: Tensor, member: Tensor, shadows: int, online: bool,
-                   global_variance: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+                   global_variance: bool, fit: str = "mean") -> list[tuple[np.ndarray, np.ndarray]]:
     """Each target's LiRA scores and membership (numpy), the targets attacked by the shadows."""
     total = member.shape[0]
     if isinstance(shadows, bool) or not isinstance(shadows, int) or not 2 <= shadows < total:
@@ -62,7 +62,7 @@ def _target_scores(phi: Tensor, member: Tensor, shadows: int, online: bool,
             raise ValueError(f"target {t - shadows} holds all or none of the {truth.numel()} probed "
                              "examples; probe more examples.")
         scores = lira_scores(phi[t], phi[:shadows], member[:shadows], online=online,
-                             global_variance=global_variance)
+                             global_variance=global_variance, fit=fit)
         out.append((scores.double().numpy(), truth.numpy()))
     return out
 
@@ -76,14 +76,14 @@ def tpr_at(scores: np.ndarray, truth: np.ndarray, fpr: float) -> float:
 
 
 def per_target_tpr(phi: Tensor, member: Tensor, shadows: int, fpr: float, *, online: bool = True,
-                   global_variance: bool = True) -> np.ndarray:
+                   global_variance: bool = True, fit: str = "mean") -> np.ndarray:
     """LiRA's TPR at FPR <= ``fpr`` against each target model, one value per target (the unit of
     Carlini et al.'s low-FPR criterion); arguments as :func:`per_target_auc`. Below one false
     positive per target (``fpr`` x non-members < 1) it is the TPR at FPR 0."""
     if not isinstance(member, Tensor) or member.dtype != torch.bool or member.dim() != 2:
         raise ValueError("member must be a (K + T, n) bool tensor: model k trained on example j.")
     return np.asarray([tpr_at(scores, truth, fpr) for scores, truth in
-                       _target_scores(phi, member, shadows, online, global_variance)])
+                       _target_scores(phi, member, shadows, online, global_variance, fit)])
 
 
 def scaling_slope(sizes: Sequence[float], values: Sequence[float]) -> float:

@@ -24,9 +24,9 @@ register_section(
 register_section(
     "critique", CritiqueStudyConfig, owner=__name__,
     smoke=CritiqueStudyConfig(val_per_class=10, baseline_per_class=(1, 2), ci_repeats=3,
-                              dp_epsilons=(4.0,), dp_per_class=10, dp_epochs=1, dp_batch=20,
+                              dp_epsilons=(4.0, 16.0), dp_per_class=10, dp_epochs=1, dp_batch=20,
                               canaries=6, canary_pool_per_class=10, canary_shadows=2,
-                              canary_targets=2, canary_ipc=1),
+                              canary_targets=2, canary_ipc=1, dp_lira_models=3),
     # Chapter 2's critique (book/02_privacy/critique.md): the LiRA study of `privacy` reused
     # (16 shadows, 2 targets); DP-SGD on 100 members per class; 40 canaries in a pool of 100
     # images per class, 8 shadows and 2 targets. Cold, 1 thread, load 9-10 on 2 cores: a DM
@@ -38,7 +38,7 @@ register_section(
     cpu=CritiqueStudyConfig(val_per_class=100, baseline_per_class=(1, 2, 5, 10),
                             ci_repeats=10, dp_per_class=100, dp_epochs=10, dp_batch=128,
                             canaries=40, canary_pool_per_class=100, canary_shadows=8,
-                            canary_targets=2, canary_ipc=5),
+                            canary_targets=2, canary_ipc=5, dp_lira_models=8),
 )
 
 register_section(

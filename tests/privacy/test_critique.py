@@ -109,6 +109,18 @@ def test_canary_study_and_grid_at_smoke(book_data):
     names = {j.name for j in jobs}
     assert {f"baseline/{n}" for n in cfg.baseline_per_class} <= names and "canary/on-T" in names
     assert {"dp/none"} | {f"dp/eps{e:g}" for e in cfg.dp_epsilons} <= names
+    # LiRA's options: DM's syntheses as the claims grid draws them (a cache hit), probed on every
+    # shifted crop; LiRA on DP-SGD: every model at every epsilon
+    shifted = [j for j in jobs if j.name.startswith("lira-shift/")]
+    assert len(shifted) == len(lira) and "control-shift" in names
+    for job in shifted:
+        other = claims[job.name.replace("lira-shift/", "lira/")]
+        assert job.fn is other.fn
+        assert all(torch.equal(v, other.kwargs[k]) if isinstance(v, torch.Tensor) else v == other.kwargs[k]
+                   for k, v in job.kwargs.items() if k not in ("pool", "test", "probes"))
+        assert len(job.kwargs["probes"]) == (2 * cfg.query_shift // cfg.query_stride + 1) ** 2
+    assert {f"dp-lira/eps{e:g}/model{k}" for e in cfg.dp_epsilons
+            for k in range(cfg.dp_lira_models)} <= names
 
 
 def test_real_subset_lira_models_know_their_own_rows_better():
@@ -136,7 +148,8 @@ def test_real_subset_lira_models_know_their_own_rows_better():
 @pytest.mark.parametrize("key,value", [("critique.dp_epsilons", [0.0]), ("critique.dp_epsilons", [-1.0]),
                                        ("critique.dp_delta", 0.0), ("critique.dp_delta", 1.5),
                                        ("critique.canary_shadows", 1), ("critique.baseline_per_class", [5, 2]),
-                                       ("critique.canary_mislabelled", 1.5)])
+                                       ("critique.canary_mislabelled", 1.5),
+                                       ("critique.query_stride", 3), ("critique.dp_lira_models", 2)])
 def test_bad_critique_settings_fail_at_construction(key, value):
     from ddrepro import get_profile
 

@@ -196,3 +196,26 @@ def test_study_configs_follow_the_profile():
     assert (merf.epsilon, merf.bandwidth, merf.delta) == (2.0, 3.0, prof.generators.delta)
     with pytest.raises(ValueError, match="unknown generator"):
         generator_study.generator_set(prof, None, "vae", 1, seed=0)
+
+
+def test_table3_seeds_are_the_study_preparations_and_preparation_zero_keeps_its_seed(monkeypatch):
+    from types import SimpleNamespace
+
+    from ddrepro import get_profile
+    from ddrepro.privacy import generator_study as gs
+
+    assert gs.seed_preparations(get_profile("cpu")) == [0, 1, 2]
+    assert gs.seed_preparations(get_profile("cpu", {"generators.seeds": 5})) == [0, 1, 2]  # capped
+    assert gs.seed_preparations(get_profile("smoke")) == [0]
+    with pytest.raises(ValueError, match="seeds"):
+        get_profile("cpu", {"generators.seeds": 0})
+    # preparation p trains on p's members with seed 10_000 * seed + p (p = 0: the old cache key)
+    calls = []
+    monkeypatch.setattr(gs, "cgan_set", lambda members, ipc, cfg, *, seed, **kw: calls.append((members, seed)))
+    study = SimpleNamespace(preparations=[("T0", "N0"), ("T1", "N1")])
+    prof = get_profile("smoke")
+    gs.generator_set(prof, study, "cgan", 1, seed=2)
+    gs.generator_set(prof, study, "cgan", 1, seed=2, preparation=1)
+    assert calls == [("T0", 20_000), ("T1", 20_001)]
+    with pytest.raises(ValueError, match="preparation = 2"):
+        gs.generator_set(prof, study, "cgan", 1, seed=2, preparation=2)
