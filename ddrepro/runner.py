@@ -42,6 +42,7 @@ from .chapters import (
     Page, UserError, build_dir, check_data, fetch_data, find_root, is_notebook_file, notebook_source,
     notebooks, profile_datasets, resolve_params, site_dir, stage_dir,
 )
+from .reading import FOLD_LINES, tag_for_reading
 from .runtime import ENV_STAGE  # also tells ddrepro.runtime.progress that this is a batch run
 from .scorecard import ENV_PATH as ENV_SCORECARD
 from .scorecard import SUFFIX as SCORECARD_SUFFIX
@@ -67,10 +68,20 @@ def collects_scorecards(page: Page) -> bool:
     return bool(notebook_source(page.source).get("metadata", {}).get("ddrepro", {}).get("collects_scorecards"))
 
 
+def is_summary(page: Page) -> bool:
+    """A page that sums up others: a chapter's index or a page of the book itself (``book/x``)."""
+    return page.stem == "index" or page.rel.count("/") == 1
+
+
 def execution_order(plans: list[tuple[Page, Any]]) -> list[tuple[Page, Any]]:
-    """``plans`` in book order, except that pages collecting scorecards (the chapter indexes, the
-    book's scorecard) run after every other page, so they read this build's rows, not the last's."""
-    return sorted(plans, key=lambda plan: collects_scorecards(plan[0]))  # stable: book order kept
+    """``plans`` in book order, except that pages collecting scorecards run after every other page,
+    so that they read this build's rows, not the last build's: first those that also add rows of
+    their own (the cross-chapter page), then the summaries (the chapter indexes, the book's
+    scorecard), which read everything."""
+    def rank(plan: tuple[Page, Any]) -> tuple[bool, bool]:
+        collects = collects_scorecards(plan[0])
+        return collects, collects and is_summary(plan[0])
+    return sorted(plans, key=rank)  # stable: book order kept within each rank
 
 
 def current_stage(given: str | Path = "") -> Path:
@@ -79,9 +90,12 @@ def current_stage(given: str | Path = "") -> Path:
     return Path(given or os.environ.get(ENV_STAGE) or stage_dir(build_dir(find_root())))
 
 
-def scorecards_digest(stage: Path) -> str:
+def scorecards_digest(stage: Path, own: Path | None = None) -> str:
+    """A digest of every saved scorecard in ``stage`` except ``own`` (a collecting page's own rows)."""
     digest = hashlib.sha256()
     for path in sorted(stage.rglob(f"*{SCORECARD_SUFFIX}")):
+        if own is not None and path == own:
+            continue
         digest.update(str(path.relative_to(stage)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -92,7 +106,7 @@ def run_key(page: Page, params: Mapping[str, Any], stage: Path) -> dict[str, Any
     key = {"notebook": _sha256(page.source), "source": source_hash(),
            "params": json.loads(json.dumps(params, sort_keys=True, default=str))}
     if collects_scorecards(page):
-        key["scorecards"] = scorecards_digest(stage)
+        key["scorecards"] = scorecards_digest(stage, own=scorecard_path(page, stage))
     return key
 
 
@@ -221,34 +235,6 @@ def execute(page: Page, params: Mapping[str, Any], stage: Path, *, quiet: bool =
               "failure": failure.describe() if failure else None}
     atomic_write_bytes(record_path(page, stage), json.dumps(record, indent=1).encode())
     return RunResult(page, status, output, failure, seconds, dict(params))
-
-
-PARAMETER_TAGS = ("parameters", "injected-parameters")
-# A code cell longer than this folds behind a "show code" toggle on the site, so the
-# story reads first; the notebook a student opens keeps every cell open.
-FOLD_LINES = 25
-_SHOWN_AS_IS = {"hide-input", "hide-cell", "remove-input", "remove-cell", "show-input"}
-
-
-def tag_for_reading(path: Path) -> None:
-    """Tag an executed copy for the site: the parameters cells ``remove-cell``, long code ``hide-input``.
-
-    The defaults cell and papermill's injected cell are plumbing, not part of the
-    chapter's story (the chapter prints the resolved profile, and its scorecard
-    records the run's overrides). A code cell of more than :data:`FOLD_LINES`
-    lines folds unless its author tagged it otherwise (``show-input`` keeps it open).
-    """
-    nb = json.loads(Path(path).read_text())
-    for cell in nb.get("cells", []):
-        tags = cell.get("metadata", {}).get("tags", [])
-        if set(tags) & set(PARAMETER_TAGS) and "remove-cell" not in tags:
-            cell.setdefault("metadata", {})["tags"] = [*tags, "remove-cell"]
-        elif cell.get("cell_type") == "code" and not set(tags) & _SHOWN_AS_IS:
-            source = cell.get("source", "")
-            lines = (source if isinstance(source, str) else "".join(source)).splitlines()
-            if len(lines) > FOLD_LINES:
-                cell.setdefault("metadata", {})["tags"] = [*tags, "hide-input"]
-    atomic_write_bytes(Path(path), json.dumps(nb, indent=1).encode())
 
 
 # --------------------------------------------------------------------------- staging and build

@@ -84,7 +84,7 @@ def test_toc_pages_follow_the_toc_and_exist():
     assert rels[0] == "book/intro"
     folders = [r.split("/")[1] for r in rels if re.match(r"book/0\d_", r)]
     in_order = list(dict.fromkeys(folders))  # chapter folders by first appearance
-    assert in_order == sorted(in_order) and len(in_order) == 5
+    assert in_order == sorted(in_order) and len(in_order) == 6  # five papers, then 06_across
     assert all(p.source.is_file() for p in pages)
 
 
@@ -219,7 +219,22 @@ def test_pages_collecting_scorecards_run_after_every_chapter_page():
     ordered = [page for page, _ in runner.execution_order(plans)]
     collecting = [runner.collects_scorecards(page) for page in ordered]
     assert collecting == sorted(collecting)                      # every collector after every chapter
-    names = {page.rel for page in ordered if runner.collects_scorecards(page)}
-    assert {"book/scorecard", "book/03_poisoning/index"} <= names
+    names = [page.rel for page in ordered if runner.collects_scorecards(page)]
+    assert {"book/scorecard", "book/03_poisoning/index", "book/06_across/across"} <= set(names)
+    # the cross-chapter page adds rows of its own: it runs before the summaries that read them
+    summaries = [n for n in names if n.endswith("/index") or n.count("/") == 1]
+    assert names[0] == "book/06_across/across" and names[1:] == summaries
     chapter_pages = [page.rel for page in ordered if not runner.collects_scorecards(page)]
     assert chapter_pages == [page.rel for page, _ in plans if not runner.collects_scorecards(page)]
+
+
+def test_a_collecting_page_stays_up_to_date_after_saving_its_own_rows(tmp_path):
+    page = chapters.resolve_chapter("book/06_across/across", REPO)
+    params = {"profile": "smoke"}
+    _fake_executed(page, tmp_path, params)
+    runner.scorecard_path(page, tmp_path).write_text('{"chapter": "6", "profile": "smoke", "rows": []}')
+    assert runner.is_up_to_date(page, params, tmp_path)             # its own rows do not re-key it
+    (tmp_path / "book" / "05_effect_alignment").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "book" / "05_effect_alignment" / "ead_privacy.scorecard.json").write_text(
+        '{"chapter": "5", "profile": "smoke", "rows": []}')
+    assert not runner.is_up_to_date(page, params, tmp_path)         # another chapter's rows do

@@ -50,6 +50,13 @@ def test_every_toc_notebook_is_in_the_toc_order():
     assert NOTEBOOKS[-1].stem == "scorecard", "the scorecard page runs after every chapter"
 
 
+def test_the_cross_chapter_page_runs_after_the_chapter_rows_it_reads():
+    # book/06_across reads ead_privacy's saved rows from the build; the scorecard collects its own
+    order = [p.rel for p in NOTEBOOKS]
+    across = order.index("book/06_across/across")
+    assert order.index("book/05_effect_alignment/ead_privacy") < across < order.index("book/scorecard")
+
+
 @pytest.fixture(scope="module")
 def smoke_build(tmp_path_factory):
     return tmp_path_factory.mktemp("smoke_build")
