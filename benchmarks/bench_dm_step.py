@@ -27,6 +27,7 @@ interleaved blocks, ``ROUNDS`` times, because a shared machine's load drifts.
     python benchmarks/bench_dm_step.py                 # the paper setting, on the CPU
     python benchmarks/bench_dm_step.py --device cuda   # the same on a GPU (the issue's <= 12 ms goal)
     python benchmarks/bench_dm_step.py --quick         # tiny sizes, checks the script runs
+    python benchmarks/bench_dm_step.py --json DIR      # also write DIR/dm_step.bench.json (ddrepro.perf)
 
 On CUDA every timed step ends with a synchronisation, so the figures are
 wall times of finished work.
@@ -46,6 +47,7 @@ from ddrepro.condense.base import Context
 from ddrepro.condense.dm import distribution_matching_run, dm_feature_loss
 from ddrepro.config import AugConfig, NetConfig
 from ddrepro.nets import build_net
+from ddrepro.perf import make_record, timing, write_record
 from ddrepro.runtime import make_generator
 
 # -- configuration -----------------------------------------------------------
@@ -166,6 +168,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds")
     parser.add_argument("--no-compile", action="store_true", help="skip the compiled variants")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    parser.add_argument("--json", metavar="DIR", help="write the measurements to DIR/dm_step.bench.json")
     args = parser.parse_args()
     REPEATS, ROUNDS, DEVICE = args.repeats, args.rounds, torch.device(args.device)
     if DEVICE.type == "cuda" and not torch.cuda.is_available():
@@ -176,6 +179,7 @@ def main() -> None:
     where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else f"{torch.get_num_threads()} threads"
     print(f"torch {torch.__version__}, {where}; ConvNet-{NET.depth} "
           f"w{NET.width}, {NUM_CLASSES} classes, batch_real {BATCH_REAL}, ipc {IPC}, DSA on")
+    timings, peaks = [], {"float32": 0.0, "bfloat16": 0.0}
     for shape in SHAPES:
         gen = make_generator(SEED)
         real_images = torch.randn(NUM_CLASSES * REAL_PER_CLASS, *shape, generator=gen).to(DEVICE)
@@ -204,6 +208,16 @@ def main() -> None:
             print(f"  {name:24s} {med * 1e3:9.1f} ms/step (min {min(seconds) * 1e3:.1f}, n={len(seconds)})  "
                   f"x{base / med:5.2f} vs plain  {flops / med / 1e9:6.1f} GFLOP/s "
                   f"({100 * flops / med / 1e9 / name_peak:4.1f}% of its dtype's matmul peak)")
+            timings.append(timing(f"input {'x'.join(map(str, shape))}", name, seconds, flops=flops,
+                                  dtype="bfloat16" if name.endswith("bf16") else "float32"))
+        peaks = {"float32": max(peaks["float32"], peak), "bfloat16": max(peaks["bfloat16"], peak_bf16)}
+    if args.json:
+        record = make_record(
+            "dm_step", title="one DM step at the paper's hyperparameters", size="quick" if args.quick else "full",
+            device=DEVICE, baseline="plain (reference style)", unit="step", timings=timings, peaks=peaks,
+            settings={"classes": NUM_CLASSES, "ipc": IPC, "batch_real": BATCH_REAL, "net": NET,
+                      "rounds": ROUNDS, "repeats": REPEATS, "matmul_n": MATMUL_N, "dsa": True})
+        print(f"record: {write_record(record, args.json)}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,10 @@ the whole set as its CIFAR-10 IPC 10 row, DM batch_real 256 with DSA), or
     python benchmarks/bench_ead_mtt_dm.py --profile cpu --ipc 10            # the book's size, CPU
     python benchmarks/bench_ead_mtt_dm.py --profile paper --ipc 10 --device cuda --real-per-class 6000
     python benchmarks/bench_ead_mtt_dm.py --quick                           # tiny: the script runs
+    python benchmarks/bench_ead_mtt_dm.py --quick --json DIR     # also write DIR/ead_mtt_dm.bench.json
+
+The record's baseline is MTT (the costly process alignment EAD is set against), so
+each method's ratio is its speed-up over MTT; the memory figures go with it.
 """
 
 from __future__ import annotations
@@ -162,7 +166,7 @@ def one_method(method: str, profile: str, ipc: int, real_per_class: int, steps: 
     rss_before = rss_mib()
     loop(steps)
     out = {"method": method, "ms": 1e3 * statistics.median(seconds), "ms_min": 1e3 * min(seconds),
-           "n": len(seconds), "rss_peak": peak_rss_mib(), "rss_before": rss_before,
+           "n": len(seconds), "seconds": seconds, "rss_peak": peak_rss_mib(), "rss_before": rss_before,
            "rss_lifetime_peak": lifetime_peak_rss_mib()}
     if dev.type == "cuda":
         out["cuda_peak"] = (torch.cuda.max_memory_allocated(dev) - before) / 2**20
@@ -179,6 +183,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="smoke profile, ipc 1, 2 steps")
+    parser.add_argument("--json", metavar="DIR", help="write the measurements to DIR/ead_mtt_dm.bench.json")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one method, print JSON
     args = parser.parse_args()
     if args.quick:
@@ -212,6 +217,17 @@ def main() -> None:
         mem_ratio = r["mem"] / ead["mem"] if ead["mem"] > 0 else float("nan")
         print(f"{r['method']:6s} {r['ms']:10.1f} {r['ms_min']:9.1f} {r['ms'] / ead['ms']:6.2f}x "
               f"{r['mem']:28.1f} {mem_ratio:6.2f}x {r['rss_lifetime_peak']:17.1f}")
+    if args.json:
+        from ddrepro.perf import make_record, timing, write_record
+
+        record = make_record(
+            "ead_mtt_dm", title="an iteration of EAD, MTT and DM", size="quick" if args.quick else "full",
+            device=args.device, baseline="mtt", unit="step",
+            timings=[timing("iteration", r["method"], r["seconds"]) for r in rows],
+            settings={"profile": args.profile, "ipc": args.ipc, "real_per_class": args.real_per_class,
+                      "steps": args.steps, "warmup": args.warmup,
+                      "memory_mib": {r["method"]: round(r["mem"], 1) for r in rows}, "memory": memory})
+        print(f"record: {write_record(record, args.json)}")
 
 
 if __name__ == "__main__":

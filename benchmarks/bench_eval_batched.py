@@ -16,6 +16,11 @@ runs only: GPU kernels are asynchronous).
     python benchmarks/bench_eval_batched.py                 # defaults below
     python benchmarks/bench_eval_batched.py width=32 threads=2 engines=unrolled,vmap
     python benchmarks/bench_eval_batched.py device=cuda n_models=20   # the issue's GPU goal (<= 20 s)
+    python benchmarks/bench_eval_batched.py json=DIR   # also write DIR/eval_batched.bench.json (ddrepro.perf)
+
+With ``json=DIR`` the FLOPs of the loop's epoch are counted
+(``torch.utils.flop_counter``) and a large matmul's GFLOP/s on the same device
+is measured, so the record has each case's achieved GFLOP/s against that peak.
 """
 
 import sys
@@ -23,9 +28,11 @@ import time
 
 import torch
 from torch.profiler import profile
+from torch.utils.flop_counter import FlopCounterMode
 
 from ddrepro.augment import DSA
 from ddrepro.config import AugConfig, EvalConfig, NetConfig
+from ddrepro.perf import make_record, matmul_peak_gflops, timing, write_record
 from ddrepro.reference import train_model_loop
 from ddrepro.train import train_models
 
@@ -43,6 +50,9 @@ engines = "unrolled,vmap"
 dsa = True
 paper_epochs = 1000
 device = "cpu"
+json = ""               # a folder: write the record there
+size = "full"           # the record's size label (benchmarks/run_all.py passes quick)
+matmul_n = 4096         # the peak estimate's matrix size
 # ---------------------------------------------------------------------------
 for arg in sys.argv[1:]:
     key, value = arg.split("=", 1)
@@ -105,6 +115,21 @@ for name, runs in results.items():
     cpu = min(c for _, c in runs) / epochs
     print(f"{name:<18}{wall:>14.3f}{cpu:>13.3f}{base_wall / wall:>13.2f}x{base_cpu / cpu:>12.2f}x"
           f"{wall * paper_epochs / 3600:>16.2f}")
+
+if json:
+    with FlopCounterMode(display=False) as counter:
+        run_loop()
+    flops = counter.get_total_flops() / epochs   # per epoch of all n_models (the same in every case)
+    peak = matmul_peak_gflops(device, n=matmul_n)
+    timings = [timing("train", name, [w / epochs for w, _ in runs], flops=flops) for name, runs in results.items()]
+    record = make_record(
+        "eval_batched", title=f"training {n_models} evaluation models on one synthetic set", size=size,
+        device=device, baseline="loop", unit="epoch", timings=timings, peaks={"float32": peak},
+        settings={"n_models": n_models, "n_images": n_images, "shape": [channels, image_size, image_size],
+                  "width": width, "depth": depth, "dsa": dsa, "epochs": epochs, "repeats": repeats,
+                  "matmul_n": matmul_n})
+    print(f"{flops / 1e9:.2f} GFLOP an epoch; large-matmul peak {peak:.1f} GFLOP/s; "
+          f"record: {write_record(record, json)}")
 
 if torch.device(device).type == "cpu":  # GPU kernels run asynchronously: CPU-side times would mislead
     with profile() as prof:

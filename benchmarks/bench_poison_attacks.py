@@ -27,6 +27,9 @@ gradient matching's (its paper-profile pretraining is hours on a CPU).
     python benchmarks/bench_poison_attacks.py --profile paper --device cuda # CIFAR-10's sizes, 16 networks
     python benchmarks/bench_poison_attacks.py --profile paper --device cuda --pretrain-epochs 4 --cell-steps 500
     python benchmarks/bench_poison_attacks.py --quick                       # tiny: the script runs
+    python benchmarks/bench_poison_attacks.py --quick --json DIR  # also write DIR/poison_attacks.bench.json
+
+The record's baseline is gradient matching, so DM poisoning's ratio is its speed-up.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ def main() -> None:
     parser.add_argument("--cell-steps", type=int, default=0,
                         help="also time the victim of one cell (DM and RDM-DC) with this many DM steps")
     parser.add_argument("--quick", action="store_true", help="smoke profile, 2 networks of 1 epoch")
+    parser.add_argument("--json", metavar="DIR", help="write the measurements to DIR/poison_attacks.bench.json")
     args = parser.parse_args()
     if args.quick:
         args.profile, args.pretrained, args.pretrain_epochs, args.cell_steps = "smoke", 2, 1, 2
@@ -114,6 +118,20 @@ def main() -> None:
     print(f"gradient matching / DM poisoning, total: {gm_total / dm_total:.1f}x "
           f"(crafting alone: {(gm.seconds - gm.pretrain_seconds) / dm.seconds:.1f}x)")
     print(f"configs: {dataclasses.asdict(dm_cfg)} | {dataclasses.asdict(gm_cfg)}")
+    if args.json:
+        from ddrepro.perf import make_record, timing, write_record
+
+        dm_name, gm_name = "DM poisoning (Alg. 2)", "gradient matching (Alg. 1)"
+        record = make_record(
+            "poison_attacks", title="crafting one target's poisons: DM poisoning and gradient matching",
+            size="quick" if args.quick else "full", device=args.device, baseline=gm_name, unit="target",
+            timings=[timing("total", dm_name, [dm_total]), timing("total", gm_name, [gm_total]),
+                     timing("crafting alone", dm_name, [dm.seconds]),
+                     timing("crafting alone", gm_name, [gm.seconds - gm.pretrain_seconds])],
+            settings={"profile": args.profile, "images": len(real), "poisons": n_poisons,
+                      "gm_pretrained": pretrained, "gm_pretrain_epochs": epochs,
+                      "dm": dataclasses.asdict(dm_cfg), "gm": dataclasses.asdict(gm_cfg)})
+        print(f"record: {write_record(record, args.json)}")
     if args.cell_steps > 0:
         time_victims(prof, real, test, dm.data, target, dm_cfg, args.cell_steps, args.device)
 

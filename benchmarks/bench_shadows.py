@@ -28,13 +28,13 @@ the machine's float32 peak.
     python benchmarks/bench_shadows.py              # N = 16 at cpu sizes (~20 min on 2 cores)
     python benchmarks/bench_shadows.py --quick      # tiny sizes, checks the script runs
     python benchmarks/bench_shadows.py --no-ray     # without the Ray variant
+    python benchmarks/bench_shadows.py --json DIR   # also write DIR/shadows.bench.json (ddrepro.perf)
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 import torch
@@ -46,9 +46,7 @@ from ddrepro.config import DMConfig, EvalConfig, NetConfig, replace_checked
 from ddrepro.data import load
 from ddrepro.evaluate import evaluate, evaluate_many
 from ddrepro.executor import Job, RayExecutor
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_dm_step import matmul_peak_gflops  # noqa: E402  (one peak estimate for all benchmarks)
+from ddrepro.perf import make_record, matmul_peak_gflops, timing, write_record
 
 # -- configuration (the cpu profile's sizes) ------------------------------------
 N_SHADOWS = 16
@@ -101,6 +99,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check the script runs")
     parser.add_argument("--n", type=int, default=N_SHADOWS, help="number of shadows")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray variant")
+    parser.add_argument("--json", metavar="DIR", help="write the measurements to DIR/shadows.bench.json")
     args = parser.parse_args()
     N_SHADOWS = args.n
     if args.quick:
@@ -113,18 +112,19 @@ def main() -> None:
           f"{N_SHADOWS} shadows: DM {dm.steps} steps, batch_real {dm.batch_real}, ConvNet-{net.depth} "
           f"w{net.width}, ipc {IPC} on halves of {len(pool)} MNIST images; 1 model x {ev.epochs} epochs each")
     flops = N_SHADOWS * flops_per_shadow(pool, test, subsets[0], dm, net, ev)
-    peak = matmul_peak_gflops()
+    peak = matmul_peak_gflops("cpu", n=1024 if args.quick else 4096)
     compiled = replace_checked(dm, compile=True)
     variants = {"loop": lambda: run_loop(pool, test, subsets, dm, net, ev),
                 "engine local": lambda: run_engine(pool, test, subsets, dm, net, ev),
                 "engine compiled": lambda: run_engine(pool, test, subsets, compiled, net, ev)}
+    ray_start = None
     if not args.no_ray:
         ray_executor = RayExecutor(num_cpus=os.cpu_count(), cpus_per_job=1)
         start = time.perf_counter()  # cluster and worker start-up, not part of the timed work
         ray_executor.map([Job(torch.get_num_threads, {}, f"warm-up {i}") for i in range(os.cpu_count())],
                          quiet=True)
-        print(f"(Ray: local cluster and {os.cpu_count()} workers started in "
-              f"{time.perf_counter() - start:.1f} s, excluded below)")
+        ray_start = time.perf_counter() - start
+        print(f"(Ray: local cluster and {os.cpu_count()} workers started in {ray_start:.1f} s, excluded below)")
         variants["engine ray"] = lambda: run_engine(pool, test, subsets, dm, net, ev, ray_executor)
     seconds, outputs = {}, {}
     for name, fn in variants.items():
@@ -145,6 +145,16 @@ def main() -> None:
         sameness = "identical to the loop's" if same else f"{gap:.1e} (relative norm) from the loop's"
         print(f"  {name:16s} synthetic sets {sameness}; shadow models' test accuracy "
               f"{100 * accs.mean():.2f} +- {100 * accs.std():.2f} %")
+    if args.json:
+        record = make_record(
+            "shadows", title=f"{N_SHADOWS} shadow DM condensations and one model each (LiRA's workload)",
+            size="quick" if args.quick else "full", device="cpu", baseline="loop", unit=f"run of {N_SHADOWS}",
+            timings=[timing("all shadows", name, [secs], flops=flops) for name, secs in seconds.items()],
+            peaks={"float32": peak},
+            settings={"shadows": N_SHADOWS, "dm_steps": dm.steps, "batch_real": dm.batch_real, "ipc": IPC,
+                      "net_width": net.width, "eval_epochs": ev.epochs, "pool": len(pool), "cores": os.cpu_count(),
+                      "ray_start_s": ray_start})
+        print(f"record: {write_record(record, args.json)}")
 
 
 if __name__ == "__main__":
