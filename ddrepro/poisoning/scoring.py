@@ -69,4 +69,21 @@ def asr_text(estimate: Estimate) -> str:
             f"{pct(estimate.high)} %, {estimate.n} {estimate.unit}, {estimate.method})")
 
 
-__all__ = ["asr_estimate", "asr_text", "paired_units", "unit_values"]
+def untestable_defence(undefended: pd.DataFrame) -> str | None:
+    """Why "the defence stops the attack" cannot be judged on these targets, or None if it can.
+
+    A defended success rate near 0 shows a defence only where the same attack succeeds without
+    it: if the attack flips none of its targets against plain DM, zeros against the defence
+    say nothing about the defence, and enough of them would pass an "equivalent to 0" criterion
+    vacuously. The paired "lowers" row is the comparison; this is the guard on "stops".
+    """
+    if undefended.empty:
+        return "the attack did not run against plain DM on these targets"
+    wins = int((unit_values(undefended, "success") > 0).sum())
+    if wins == 0:
+        return (f"the attack flipped none of its {undefended['target'].nunique()} target(s) against "
+                "plain DM here, so a defence cannot be seen to stop it")
+    return None
+
+
+__all__ = ["asr_estimate", "asr_text", "paired_units", "unit_values", "untestable_defence"]

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ddrepro.intervals import clopper_pearson
-from ddrepro.poisoning.scoring import asr_estimate, asr_text, paired_units, unit_values
+from ddrepro.poisoning.scoring import asr_estimate, asr_text, paired_units, unit_values, untestable_defence
 
 
 def trials(rows):
@@ -72,3 +72,14 @@ def test_pairs_align_on_the_targets_both_hold():
     assert list(lp) == pytest.approx([0.9, 0.3]) and list(rp) == pytest.approx([0.2, 0.1])
     with pytest.raises(ValueError, match="share no target"):
         paired_units(a.iloc[1:2], b)
+
+
+def test_stops_is_judged_only_where_the_attack_works_without_the_defence():
+    never = trials([(t, r, False, 0.1) for t in range(14) for r in range(2)])
+    reason = untestable_defence(never)
+    assert reason and "none of its 14 target(s)" in reason
+    # 14 zeros would otherwise pass "equivalent to 0 within 0.2" (90 % Clopper-Pearson upper bound)
+    assert asr_estimate(never, confidence=0.90).high < 0.2
+    once = trials([(0, 0, True, 0.9), (0, 1, False, 0.2), (1, 0, False, 0.1)])
+    assert untestable_defence(once) is None
+    assert "did not run" in untestable_defence(never.iloc[:0])
