@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
@@ -222,6 +223,13 @@ def criteria_table(path: str | Path = "criteria.csv") -> dict[str, Criterion]:
     return {row["key"]: criterion_from_row(row) for row in frame.to_dict("records")}
 
 
+def criteria_claims(path: str | Path = "criteria.csv") -> dict[str, str]:
+    """A chapter's ``criteria.csv`` as ``key -> claim`` (what each criterion tests, in words)."""
+    keys = criteria_table(path)  # validates the file
+    claims = pd.read_csv(path, dtype={"key": str}).set_index("key")["claim"].to_dict()
+    return {key: str(claims[key]) for key in keys}
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -253,9 +261,21 @@ def chapter_rows(frame: pd.DataFrame, folder: str) -> pd.DataFrame:
     return frame[frame["page"].astype(str).str.startswith(prefix)]
 
 
-def found_sentence(frame: pd.DataFrame, headline: Sequence[str] = ()) -> str:
+def criterion_key(row_key: str, criteria: Sequence[str]) -> str | None:
+    """The criterion a row was judged by: the longest of ``criteria`` that is the row's key or
+    its stem (a criterion judged at several settings names its rows ``key_setting`` or
+    ``key@setting``; ``fig7_convnet_slow`` is its own criterion, not a setting of ``fig7_convnet``)."""
+    found = [k for k in criteria if row_key == k or row_key.startswith((k + "_", k + "@"))]
+    return max(found, key=len) if found else None
+
+
+def found_sentence(frame: pd.DataFrame, headline: Sequence[str] = (),
+                   criteria: Mapping[str, str] | None = None) -> str:
     """What a chapter found, glued from its collected rows: the count per outcome at each profile
-    that ran, then the sentence of each ``headline`` row (criteria keys) that is there."""
+    that ran, then the sentence of each ``headline`` criterion's row, or its outcomes when it was
+    judged at several settings (``criteria``: the chapter's :func:`criteria_claims`, so that a
+    row goes to the right criterion and a criterion is named by its claim; default: the headline
+    keys, named by their first row's claim)."""
     if frame.empty:
         return ("No page of this chapter has recorded scorecard rows in this build yet: run the "
                 "chapter (`ddrepro book` runs every page), and this sentence reports what it found.")
@@ -267,16 +287,17 @@ def found_sentence(frame: pd.DataFrame, headline: Sequence[str] = ()) -> str:
                      + ", ".join(counts))
     text = "Measured " + "; ".join(parts) + "."
     names = [f.name for f in fields(Row)]
-    keys = frame["key"].astype(str)
+    owner = frame["key"].astype(str).map(lambda k: criterion_key(k, list(criteria or headline)))
+    claims = dict(criteria or {})
     for key in headline:
-        # a criterion judged at several settings has row keys "key@setting"
-        match = frame[(keys == key) | keys.str.startswith(key + "@")]
+        match = frame[owner == key]
         if len(match) == 1:
             text += " " + Row(**{name: match.iloc[0][name] for name in names}).sentence()
         elif len(match) > 1:
             counts = [f"{n} {v}" for v in VERDICTS if (n := int((match["verdict"] == v).sum()))]
-            text += (f" {str(match.iloc[0]['claim']).split(' (')[0]}, at {len(match)} settings: "
-                     + ", ".join(counts) + ".")
+            name = claims.get(key) or str(match.iloc[0]["claim"])
+            name = re.sub(r"\s*\([^()]*\)$", "", name)  # its unit in brackets, not its words
+            text += f" {name}, at {len(match)} settings: " + ", ".join(counts) + "."
     return text
 
 
@@ -330,7 +351,7 @@ def frame_html(frame: pd.DataFrame, here: str = "book") -> str:
 
 
 __all__ = [
-    "chapter_rows", "found_sentence", "outcome_counts", "frame_html",
+    "chapter_rows", "criteria_claims", "criterion_key", "found_sentence", "outcome_counts", "frame_html",
     "Scorecard", "Row", "VERDICTS", "collect", "criteria_table", "empty_frame", "paper_row",
     "paper_table", "run_label",
     "summary_markdown", "ENV_PATH", "SUFFIX",

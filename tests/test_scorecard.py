@@ -122,3 +122,23 @@ def test_the_index_sentence_is_glued_from_the_chapters_rows_and_follows_an_outco
     assert "1 not reproduced" in text and "Attack works: does not hold" in text
     assert "nothing" not in text
     assert "has recorded" in scorecard.found_sentence(scorecard.empty_frame(), ["works"])
+
+
+def test_a_row_belongs_to_the_longest_criterion_its_key_names():
+    criteria = ["fig7_convnet", "fig7_convnet_slow", "above_dm"]
+    assert scorecard.criterion_key("fig7_convnet_slow", criteria) == "fig7_convnet_slow"
+    assert scorecard.criterion_key("fig7_convnet_slow_x", criteria) == "fig7_convnet_slow"
+    assert scorecard.criterion_key("fig7_convnet@2", criteria) == "fig7_convnet"
+    assert scorecard.criterion_key("above_dm_mnist_ipc1", criteria) == "above_dm"
+    assert scorecard.criterion_key("above_dmx", criteria) is None
+    card = Scorecard("1 Basics", "cpu")
+    _judge(card, "Wide", [1.0, 1.1, 0.9], key="fig7_convnet_a")
+    _judge(card, "Slow", [-1.0, -1.1, -0.9], key="fig7_convnet_slow")
+    frame = card.to_frame().assign(key=[r.key for r in card.rows], page="book/x/p", decide="", rule="")
+    claims = {key: f"claim of {key} (points)" for key in criteria}
+    text = scorecard.found_sentence(frame, ["fig7_convnet"], claims)
+    assert "Wide: holds" in text and "Slow" not in text
+    _judge(card, "Wide, mnist", [1.0, 1.2, 0.8], key="fig7_convnet_b")
+    frame = card.to_frame().assign(key=[r.key for r in card.rows], page="book/x/p", decide="", rule="")
+    text = scorecard.found_sentence(frame, ["fig7_convnet"], claims)
+    assert "claim of fig7_convnet, at 2 settings: 2 reproduced." in text
