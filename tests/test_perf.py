@@ -7,6 +7,7 @@ record is read back. No timing is asserted: speed goals are the benchmarks' busi
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -142,9 +143,12 @@ def test_the_performance_page_is_a_results_page_run_after_every_chapter():
 
 
 def test_a_grid_run_in_process_and_as_shards_leaves_the_same_artifacts(tmp_path):
+    # one thread in every way: the in-process run otherwise uses all cores, and a different thread
+    # count sums floats in another order, so the artifacts' bytes could differ (seen in CI)
     done = subprocess.run([sys.executable, "benchmarks/bench_grid_executors.py", "--quick", "--no-ray",
                            "--shards", "2", "--json", str(tmp_path)],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+                          cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env=os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
     record, = perf.read_records(tmp_path)
     settings = record["settings"]
