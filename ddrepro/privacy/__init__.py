@@ -12,6 +12,8 @@ and its critique (Carlini, Feldman & Nasr 2022).
 - :mod:`.critique`, :mod:`.dpsgd`: the accuracy-matched baseline, DP-SGD, the canary audit;
 - :mod:`.queries`, :mod:`.options`: LiRA's shifted-crop queries and its options (fits,
   variance, queries) measured against the default; :mod:`.dp_lira`: LiRA on DP-SGD;
+  :mod:`.arms`: LiRA's other arms on DM's halves (DM real init, KIP, the full half);
+  :mod:`.dp_bound`: the (eps, delta) bound on an attack's TPR as a scorecard quantity;
 - :mod:`.generators`, :mod:`.generator_study`, :mod:`.gan_leak`, :mod:`.matching`: the cGAN and
   DP-MERF baselines and the visual-privacy measures (Fig. 5).
 

@@ -7,7 +7,8 @@ import torch
 from ..executor import Job
 from ..grids import register_grid
 from ..profiles import Profile
-from .critique import critique_jobs
+from .arms import arm_jobs
+from .critique import critique_jobs, critique_study
 from .membership import claims_jobs
 
 
@@ -25,9 +26,13 @@ def privacy_critique(prof: Profile, *, seed: int, device: str | torch.device,
                      quiet: bool | None) -> list[Job]:
     """Chapter 2's critique (``book/02_privacy/critique.md``): DM's LiRA syntheses (shared with
     ``claims``), the accuracy-matched baseline, DP-SGD and the canary audit
-    (:func:`ddrepro.privacy.critique.critique_jobs`)."""
+    (:func:`ddrepro.privacy.critique.critique_jobs`), then LiRA's other arms on DM's halves and
+    seeds: DM with real initialisation, KIP and the non-private model on the full half
+    (:func:`ddrepro.privacy.arms.arm_jobs`; added here, not in ``critique.py``, so that the
+    existing jobs' code closures, and with them their cache keys, do not move)."""
 
-    return critique_jobs(prof, seed=seed, device=device, quiet=quiet)
+    jobs = critique_jobs(prof, seed=seed, device=device, quiet=quiet)
+    return jobs + arm_jobs(prof, critique_study(prof, seed), seed=seed, device=device, quiet=quiet)
 
 
 __all__ = ["privacy_claims", "privacy_critique"]

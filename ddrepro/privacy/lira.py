@@ -52,11 +52,12 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score, roc_curve
 from torch import Tensor
 
+# 1 / Phi^-1(3/4): a Gaussian's MAD times this is its std (one constant for the package)
+from ..filtering import MAD_TO_SD as MAD_TO_STD
 from ..intervals import clopper_pearson
 
 MIN_STD = 1e-6  # floor on fitted standard deviations (a constant phi would divide by zero)
 FITS = ("mean", "reference", "median")  # how each side's Gaussian is fitted (module docstring)
-MAD_TO_STD = 1.4826  # 1 / Phi^-1(3/4): the MAD of a Gaussian times this is its std
 
 
 def balanced_membership(n: int, models: int, seed: int = 0) -> Tensor:
