@@ -10,6 +10,7 @@ from ..grids import register_grid
 from ..profiles import Profile
 from . import study as bs
 from .debias import DebiasConfig
+from .erm import erm_distil_and_score
 
 
 def cmnist_cells(prof: Profile) -> list[tuple[str, str, float, int, bool]]:
@@ -135,10 +136,14 @@ def debiased(prof: Profile, *, seed: int, device: str | torch.device, quiet: boo
       rows), a real subset drawn by the inverse-density weights (``"weighted-subset/..."``), DM with
       the true group weights (``"dm-oracle/..."``, an upper bound for reweighting), the full set
       resampled to balanced groups (``"full-balanced/r95/s4/k0"``);
+    - DM weighted by inverse density in the embedding of a briefly trained ERM network, a feature
+      that does not assume the bias (``"dm-erm/r95/k0"``, :func:`ddrepro.bias.erm.erm_distil_and_score`:
+      its bandwidth and weight cap chosen on the seed's validation split), where the profile
+      leaves training images outside the training set to validate on (not at ``paper``);
     - the full-set control (``"full/r95/s4/k0"``, :func:`full_jobs`).
 
     Every job returns ``(SyntheticSet, EvalResult, seconds)`` but the full-set ones
-    (:func:`ddrepro.bias.study.full_control`)."""
+    (:func:`ddrepro.bias.study.full_control`) and the ERM ones (the triple and the choice)."""
 
     bias = prof.bias
     test = bs.biased_test(prof, bias.severity, seed)
@@ -167,15 +172,27 @@ def debiased(prof: Profile, *, seed: int, device: str | torch.device, quiet: boo
                 jobs.append(Job(bs.distil_and_score, common | dict(
                     method="dm", config=prof.condenser_config("dm"), oracle=True),
                     name=f"dm-oracle/r{ratio:g}/k{k}"))
+            if erm_validates(prof):
+                val = bs.biased_validation(prof, real, bias.severity, seed + k, ratio=ratio)
+                jobs.append(Job(erm_distil_and_score, common | dict(
+                    method="dm", config=prof.condenser_config("dm"), val=val),
+                    name=f"dm-erm/r{ratio:g}/k{k}"))
         jobs += full_jobs(prof, ratio, seed=seed, device=device, quiet=quiet)
         if bias.baselines:
             jobs += full_jobs(prof, ratio, seed=seed, device=device, quiet=quiet, balanced=True)
     return jobs
 
 
+def erm_validates(prof: Profile) -> bool:
+    """Whether the ERM feature's settings can be chosen on held-out training images: the training
+    set is a per-class subset (at ``paper`` it is all of the training images, and no validation
+    split is left; the full-set control then takes the paper's epochs without a choice)."""
+    return prof.data.train_per_class is not None
+
+
 # how a sampling of the debiasing weights is named in job names and tables
 SAMPLING_LABEL = {"weights": "debiased", "resample": "resampled"}
 
 
-__all__ = ["SAMPLING_LABEL", "cmnist", "cmnist_cells", "colour_op_cells", "debiased", "full_jobs", "shortcut",
-           "shortcut_cells"]
+__all__ = ["SAMPLING_LABEL", "cmnist", "cmnist_cells", "colour_op_cells", "debiased", "erm_validates",
+           "full_jobs", "shortcut", "shortcut_cells"]
