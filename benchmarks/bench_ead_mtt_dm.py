@@ -12,7 +12,7 @@ hide another's:
   step ends with a synchronisation);
 * memory: on CUDA, ``torch.cuda.max_memory_allocated`` during the steps minus
   what was allocated before them; on the CPU, the process's peak resident
-  set (``resource.getrusage`` max RSS) minus its resident set just before the
+  set (``VmHWM``, :mod:`ddrepro.memory`) minus its resident set just before the
   first timed step (the peak is reset after the warm-up steps, Linux
   ``clear_refs``; large allocations are mmap'd so that freed memory leaves the
   resident set), and the process's lifetime peak.
@@ -43,7 +43,6 @@ import argparse
 import dataclasses
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -53,31 +52,6 @@ import torch
 
 METHODS = ("ead", "mtt", "dm")
 SEED = 0
-
-
-def rss_mib() -> float:
-    """The current resident set size (Linux /proc), MiB."""
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * resource.getpagesize() / 2**20
-
-
-def peak_rss_mib() -> float:
-    """The peak resident set since the last :func:`reset_peak_rss` (Linux ``VmHWM``), MiB."""
-    with open("/proc/self/status") as f:
-        line = next(line for line in f if line.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024
-
-
-def reset_peak_rss() -> None:
-    """Restart the peak-RSS count from the current RSS (``clear_refs`` 5, Linux >= 4.0)."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
-def lifetime_peak_rss_mib() -> float:
-    """The process's peak resident set over its life (``ru_maxrss``, KiB on Linux), MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class FakeModels:
@@ -117,6 +91,7 @@ def one_method(method: str, profile: str, ipc: int, real_per_class: int, steps: 
     import ddrepro.condense.mtt as mtt
     from ddrepro.condense import CONDENSERS
     from ddrepro.condense.base import Context, initial_synthetic
+    from ddrepro.memory import PeakMemory, lifetime_peak_rss_mib
     from ddrepro.runtime import make_generator
 
     dev = torch.device(device)
@@ -158,20 +133,11 @@ def one_method(method: str, profile: str, ipc: int, real_per_class: int, steps: 
 
     loop(warmup)  # loads kernels and libraries: not the method's memory
     seconds.clear()
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-        torch.cuda.reset_peak_memory_stats(dev)
-        before = torch.cuda.memory_allocated(dev)
-    reset_peak_rss()
-    rss_before = rss_mib()
-    loop(steps)
-    out = {"method": method, "ms": 1e3 * statistics.median(seconds), "ms_min": 1e3 * min(seconds),
-           "n": len(seconds), "seconds": seconds, "rss_peak": peak_rss_mib(), "rss_before": rss_before,
-           "rss_lifetime_peak": lifetime_peak_rss_mib()}
-    if dev.type == "cuda":
-        out["cuda_peak"] = (torch.cuda.max_memory_allocated(dev) - before) / 2**20
-    out["mem"] = out["cuda_peak"] if dev.type == "cuda" else out["rss_peak"] - rss_before
-    return out
+    with PeakMemory(dev) as peak:
+        loop(steps)
+    return {"method": method, "ms": 1e3 * statistics.median(seconds), "ms_min": 1e3 * min(seconds),
+            "n": len(seconds), "seconds": seconds, "mem": peak.mib, "rss_peak_above": peak.rss_mib,
+            "rss_lifetime_peak": lifetime_peak_rss_mib()}
 
 
 def main() -> None:

@@ -26,6 +26,9 @@ class EffectsConfig:
     networks share its synthetic set); 5, as the DC/DSA/DM tables' experiments.
     ``long_factor``: the one EAD run of ead_ablations.md at that many times the
     profile's steps, with its loss trace (do the images stop, or keep moving?).
+    ``eval_models``: the evaluation networks of every row of ead.md (None: the profile's
+    ``eval.n_models``, Chapter 1's); ``cost_steps``: the steps of each EAD, MTT and DM run
+    timed and measured for peak memory at equal batch sizes on ead.md.
     """
 
     pairs: int = 200
@@ -37,9 +40,13 @@ class EffectsConfig:
     val_per_class: int = 500
     seeds: int = 5
     long_factor: int = 10
+    eval_models: int | None = None
+    cost_steps: int = 10
 
     def __post_init__(self) -> None:
-        _positive(self, "pairs", "study_lr", "val_per_class", "seeds", "long_factor")
+        _positive(self, "pairs", "study_lr", "val_per_class", "seeds", "long_factor", "cost_steps")
+        _check(self.eval_models is None or (isinstance(self.eval_models, int) and self.eval_models >= 1),
+               self, "eval_models", self.eval_models, "an int >= 1, or None (the profile's eval.n_models)")
         _check(len(self.horizons) > 0 and all(h >= 1 for h in self.horizons)
                and list(self.horizons) == sorted(set(self.horizons)), self, "horizons",
                self.horizons, "a non-empty increasing tuple of step counts >= 1")

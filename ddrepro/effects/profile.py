@@ -13,16 +13,24 @@ from .config import EffectsConfig
 register_section(
     "effects", EffectsConfig, owner=__name__,
     smoke=EffectsConfig(pairs=20, horizons=(1, 2), scatter_horizon=2, t_ms=(1,), alphas=(0.0,),
-                        val_per_class=10, seeds=2, long_factor=2),
+                        val_per_class=10, seeds=2, long_factor=2, cost_steps=2),
     # The estimator study on 200 (G, A) pairs of 8x8 digits; the ablations over t_m and alpha
     # scored on 100 validation images per class (book/05_effect_alignment/ead_ablations.md).
-    # One distillation seed (the pages' budgets are measured for one): their rows stay
-    # inconclusive at cpu; smoke runs two seeds so that the paired path is exercised.
+    # Three distillation seeds and five evaluation networks per set (issue 26: intervals over
+    # seeds for every EAD/MTT/DM row): ead.md reads its cells from the `ead` grid
+    # (ddrepro/effects/grids.py; `ddrepro precompute ead`), while ead_ablations still runs its
+    # cells in the page, so its cold time is about 3x the one-seed time measured below.
+    # The cpu grid: 156 jobs. Its slowest kind, DSA at IPC 10 with 5 evaluation networks
+    # (mnist/s0/ipc10/dsa, cold cache, one thread, niced beside a 2-core Ray job, 2026-12-08):
+    # 326 s wall, 175 s CPU (condense 202 s, evaluation 124 s wall); MTT at IPC 10 after its
+    # buffer (mnist/s0/expert-mtt, 213 s wall): 198 s wall (condense 100 s, evaluation 96 s).
+    # smoke runs two seeds (the paired path) and the profile's two evaluation networks.
     # t_ms: the default grid (1, 2, 5, 10, 20) up to 5 (a step's cost grows with t_m; the cpu
     # expert has 10 checkpoints); the page runs exactly these, or stops. The 10x-steps EAD run
     # (long_factor): 800 steps, ~0.5 s each at t_m = 3 (estimated from the ead comment in
     # ddrepro/profiles.py, not yet timed), ~7 min of one core on top of the page's earlier 545 s.
-    cpu=EffectsConfig(pairs=200, t_ms=(1, 2, 5), alphas=(0.0, 1.0), val_per_class=100, seeds=1),
+    cpu=EffectsConfig(pairs=200, t_ms=(1, 2, 5), alphas=(0.0, 1.0), val_per_class=100, seeds=3,
+                      eval_models=5),
 )
 
 # MTT's image step per data set: the best of `values` on each data set's validation split at
