@@ -1,4 +1,5 @@
-"""Shared fixtures: the repo root, a `ddrepro` subprocess runner, data, one thread, a private cache."""
+"""Shared fixtures: the repo root, a `ddrepro` subprocess runner, data, the smoke book, one thread,
+a private cache."""
 
 from __future__ import annotations
 
@@ -37,6 +38,22 @@ def book_data() -> None:
     from ddrepro.data import fetch
 
     fetch(["mnist", "fashion_mnist"], quiet=True)
+
+
+@pytest.fixture(scope="session")
+def smoke_book(ddrepro_cli, book_data, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The book built once per session at smoke with ``ddrepro book``: every page executed through
+    the runner, then the site. The notebook tests read its executed pages and the site tests its
+    HTML, so the smoke book runs once, not once per test file.
+
+    ``DDREPRO_SITE_BUILD`` names a build to reuse: the newcomer test passes the one its clone's
+    ``bash tools/dev.sh book`` just made, where every page is up to date, so ``ddrepro book`` only
+    checks the pages' keys and rebuilds the site (a changed source still reruns what it touches).
+    """
+    given = os.environ.get("DDREPRO_SITE_BUILD")
+    build = Path(given) if given else tmp_path_factory.mktemp("smoke_book")
+    done = ddrepro_cli("book", "--profile", "smoke", "--quiet", "--build-dir", str(build), timeout=2400)
+    return build, done
 
 
 @pytest.fixture

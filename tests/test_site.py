@@ -1,6 +1,6 @@
 """The built site: clean build, no external assets, and it works in a real headless browser.
 
-Builds the book at the smoke profile into a temporary directory, serves it from
+Reads the session's smoke book (built once, `conftest.smoke_book`), serves it from
 127.0.0.1 and visits every page of the toc with Debian's chromium through
 playwright. Needs `apt-get install chromium`; skipped without it.
 """
@@ -33,10 +33,9 @@ EXTERNAL_ASSET = re.compile(r"<(script|link|img)\b[^>]*\b(src|href)=[\"'](https?
 
 
 @pytest.fixture(scope="module")
-def site(ddrepro_cli, book_data, tmp_path_factory):
-    build = tmp_path_factory.mktemp("site_build")
-    done = ddrepro_cli("book", "--profile", "smoke", "--quiet", "--build-dir", str(build), timeout=1200)
-    return build, done
+def site(smoke_book):
+    """The session's smoke book (``conftest.smoke_book``: built once, shared with the notebook tests)."""
+    return smoke_book
 
 
 def test_book_builds_clean(site):
