@@ -15,8 +15,9 @@ class BiasConfig:
     100; 10 % is the colour-independent set, every colour 10 % of a class, and 0 % the
     anti-correlated one, a digit never in its own colour); ``severity`` of the colour/corruption
     shortcut (1-4; paper's Table 1: 4) and ``severities`` for Table 2 (at ratios 0 and 100); DC/DSA/DM
-    at ``ipc`` 50; ``repeats`` seeds per cell of the debiasing study (paper: 3, mean +- std), each
-    seed redrawing the biased training set. Ours: ``dsa_ratios`` and ``dc_ratios`` where DSA and DC
+    at ``ipc`` 50; ``repeats`` distillation seeds per cell, of Tables 1 and 2 and of the debiasing
+    study (paper Sec. 4.1: "we repeat each experiment 3 times", mean +- std), each seed redrawing the
+    biased training set. Ours: ``dsa_ratios`` and ``dc_ratios`` where DSA and DC
     run beside DM; ``colour_ratio`` where DM and DSA also run without DSA's colour op;
     ``test_aligned`` % aligned images in the evaluation test split (its conflicting part is the
     paper's test set).

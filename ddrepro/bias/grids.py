@@ -57,28 +57,36 @@ def full_jobs(prof: Profile, ratio: float, *, seed: int, device: str | torch.dev
     return jobs
 
 
+def seeded(name: str, k: int) -> str:
+    """The job name of a cell's ``k``-th distillation seed (``seed + k``): ``"dm/r95/s4/k1"``."""
+    return f"{name}/k{k}"
+
+
 def _bias_jobs(prof: Profile, cells: list[tuple[str, str, float, int, bool]], full_ratios: tuple,
                *, seed: int, device: str | torch.device, quiet: bool | None) -> list[Job]:
-    """One :func:`ddrepro.bias.study.distil_and_score` job per cell (DC evaluated under its own
-    protocol, :func:`ddrepro.bias.study.condenser_eval_config`), then the full-set control at
-    each of ``full_ratios`` (:func:`full_jobs`)."""
+    """One :func:`ddrepro.bias.study.distil_and_score` job per cell and seed ``seed + k``
+    (``k < bias.repeats``, each redrawing the biased training set; :func:`seeded` names it; DC
+    evaluated under its own protocol, :func:`ddrepro.bias.study.condenser_eval_config`), then
+    the full-set control at each of ``full_ratios`` (:func:`full_jobs`)."""
 
     jobs, sets = [], {}
 
-    def data(ratio: float, severity: int):
-        if (ratio, severity) not in sets:
-            sets[ratio, severity] = (bs.biased_split(prof, ratio, severity, seed),
-                                     bs.biased_test(prof, severity, seed))
-        return sets[ratio, severity]
+    def data(ratio: float, severity: int, seed: int):
+        if (ratio, severity, seed) not in sets:
+            sets[ratio, severity, seed] = (bs.biased_split(prof, ratio, severity, seed),
+                                           bs.biased_test(prof, severity, seed))
+        return sets[ratio, severity, seed]
 
     for name, method, ratio, severity, colour in cells:
-        real, test = data(ratio, severity)
-        aug = prof.aug if colour else bs.without_colour(prof.aug)
-        kwargs = dict(method=method, real=real, test=test, ipc=prof.bias.ipc,
-                      config=prof.condenser_config(method), seed=seed, net_cfg=prof.net,
-                      aug_cfg=aug, eval_cfg=bs.condenser_eval_config(prof, method), device=device,
-                      quiet=quiet)
-        jobs.append(Job(bs.distil_and_score, kwargs, name=name))
+        for k in range(prof.bias.repeats):
+            # the test split stays the first seed's: seeds redraw what is distilled, not the exam
+            real, test = data(ratio, severity, seed + k)[0], data(ratio, severity, seed)[1]
+            aug = prof.aug if colour else bs.without_colour(prof.aug)
+            kwargs = dict(method=method, real=real, test=test, ipc=prof.bias.ipc,
+                          config=prof.condenser_config(method), seed=seed + k, net_cfg=prof.net,
+                          aug_cfg=aug, eval_cfg=bs.condenser_eval_config(prof, method), device=device,
+                          quiet=quiet)
+            jobs.append(Job(bs.distil_and_score, kwargs, name=seeded(name, k)))
     for ratio in full_ratios:
         jobs += full_jobs(prof, ratio, seed=seed, device=device, quiet=quiet)
     return jobs
@@ -86,8 +94,8 @@ def _bias_jobs(prof: Profile, cells: list[tuple[str, str, float, int, bool]], fu
 
 @register_grid("cmnist")
 def cmnist(prof: Profile, *, seed: int, device: str | torch.device, quiet: bool | None) -> list[Job]:
-    """Chapter 4's Table 1 at the profile: one job per :func:`cmnist_cells` cell
-    (``(SyntheticSet, EvalResult, 0.0)``) and the full-set control at ``full_ratios``
+    """Chapter 4's Table 1 at the profile: one job per :func:`cmnist_cells` cell and seed
+    (``"dm/r95/s4/k0"``: ``(SyntheticSet, EvalResult, seconds)``) and the full-set control at ``full_ratios``
     (``"full/r95/s4/k0"``, ``bias.full_seeds`` seeds)."""
     return _bias_jobs(prof, cmnist_cells(prof), prof.bias.full_ratios, seed=seed, device=device,
                       quiet=quiet)
@@ -105,21 +113,22 @@ def colour_op_cells(prof: Profile) -> list[tuple[str, str, bool, bool]]:
 
 @register_grid("shortcut")
 def shortcut(prof: Profile, *, seed: int, device: str | torch.device, quiet: bool | None) -> list[Job]:
-    """Chapter 4's colour-op check and Table 2: one job per :func:`shortcut_cells` cell, the
+    """Chapter 4's colour-op check and Table 2: one job per :func:`shortcut_cells` cell and seed, the
     colour op's off-diagonal cells (:func:`colour_op_cells`: the op while distilling and while
     evaluating separated), and the full-set control at ``colour_ratio``."""
     jobs = _bias_jobs(prof, shortcut_cells(prof), (prof.bias.colour_ratio,), seed=seed,
                       device=device, quiet=quiet)
     r, s0 = prof.bias.colour_ratio, prof.bias.severity
-    real, test = bs.biased_split(prof, r, s0, seed), bs.biased_test(prof, s0, seed)
-    plain = bs.without_colour(prof.aug)
-    for name, method, distil, evaluate in colour_op_cells(prof):
-        kwargs = dict(method=method, real=real, test=test, ipc=prof.bias.ipc,
-                      config=prof.condenser_config(method), seed=seed, net_cfg=prof.net,
-                      aug_cfg=prof.aug if distil else plain,
-                      eval_aug_cfg=prof.aug if evaluate else plain,
-                      eval_cfg=bs.condenser_eval_config(prof, method), device=device, quiet=quiet)
-        jobs.append(Job(bs.distil_and_score, kwargs, name=name))
+    test, plain = bs.biased_test(prof, s0, seed), bs.without_colour(prof.aug)
+    for k in range(prof.bias.repeats):
+        real = bs.biased_split(prof, r, s0, seed + k)
+        for name, method, distil, evaluate in colour_op_cells(prof):
+            kwargs = dict(method=method, real=real, test=test, ipc=prof.bias.ipc,
+                          config=prof.condenser_config(method), seed=seed + k, net_cfg=prof.net,
+                          aug_cfg=prof.aug if distil else plain,
+                          eval_aug_cfg=prof.aug if evaluate else plain,
+                          eval_cfg=bs.condenser_eval_config(prof, method), device=device, quiet=quiet)
+            jobs.append(Job(bs.distil_and_score, kwargs, name=seeded(name, k)))
     return jobs
 
 
@@ -195,4 +204,4 @@ SAMPLING_LABEL = {"weights": "debiased", "resample": "resampled"}
 
 
 __all__ = ["SAMPLING_LABEL", "cmnist", "cmnist_cells", "colour_op_cells", "debiased", "erm_validates",
-           "full_jobs", "shortcut", "shortcut_cells"]
+           "full_jobs", "seeded", "shortcut", "shortcut_cells"]

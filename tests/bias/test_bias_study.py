@@ -133,12 +133,18 @@ def test_grids_share_cells_and_redraw_per_seed(book_data):
     prof = get_profile("smoke")
     cmnist = {job.name: job for job in GRIDS.get("cmnist")(prof, seed=0, device="cpu", quiet=True)}
     debiased = {job.name: job for job in GRIDS.get("debiased")(prof, seed=0, device="cpu", quiet=True)}
-    # the plain DM job of the debiasing study's first seed is Table 1's DM cell, argument for argument
-    a, b = cmnist["dm/r95/s4"].kwargs, debiased["dm/r95/k0"].kwargs
-    assert a["real"].digest() == b["real"].digest() and a["test"].digest() == b["test"].digest()
+    # Table 1's DM cell runs every seed of the debiasing study's plain DM, argument for argument
+    assert prof.bias.repeats >= 2
+    for k in range(prof.bias.repeats):
+        a, b = cmnist[f"dm/r95/s4/k{k}"].kwargs, debiased[f"dm/r95/k{k}"].kwargs
+        assert a["real"].digest() == b["real"].digest() and a["test"].digest() == b["test"].digest()
+        assert {k: v for k, v in a.items() if k not in ("real", "test")} == \
+            {k: v for k, v in b.items() if k not in ("real", "test")}
     assert "debias" not in b and debiased["dm-debiased/r95/k0"].kwargs["debias"] is not None
-    assert {k: v for k, v in a.items() if k not in ("real", "test")} == \
-        {k: v for k, v in b.items() if k not in ("real", "test")}
+    # Table 1's seeds redraw the training set and keep the test split
+    t0, t1 = cmnist["dsa/r95/s4/k0"].kwargs, cmnist["dsa/r95/s4/k1"].kwargs
+    assert t0["real"].digest() != t1["real"].digest() and t0["test"].digest() == t1["test"].digest()
+    assert (t0["seed"], t1["seed"]) == (0, 1)
     # every seed redraws the biased training set: other images, other conflicting ones
     r0, r1 = debiased["dm/r95/k0"].kwargs["real"], debiased["dm/r95/k1"].kwargs["real"]
     assert r0.digest() != r1.digest() and not torch.equal(r0.source_index, r1.source_index)
@@ -179,10 +185,12 @@ def test_colour_op_two_by_two_separates_distillation_from_evaluation(book_data):
     plain, full = without_colour(prof.aug), prof.aug
     cells = {"dm/r95/s4": (full, full), "dm-nocolour/r95/s4": (plain, plain),
              "dm-distil-nocolour/r95/s4": (plain, full), "dm-eval-nocolour/r95/s4": (full, plain)}
-    for name, (distil, evaluate) in cells.items():
-        kwargs = jobs[name]
-        assert kwargs["aug_cfg"] == distil
-        assert (kwargs.get("eval_aug_cfg") or kwargs["aug_cfg"]) == evaluate
-    # the four cells distil the same biased set on the same seed
-    assert len({jobs[name]["real"].digest() for name in cells}) == 1
-    assert "dsa-eval-nocolour/r95/s4" in jobs and "dsa-distil-nocolour/r95/s4" in jobs
+    for k in range(prof.bias.repeats):
+        for name, (distil, evaluate) in cells.items():
+            kwargs = jobs[f"{name}/k{k}"]
+            assert kwargs["aug_cfg"] == distil and kwargs["seed"] == k
+            assert (kwargs.get("eval_aug_cfg") or kwargs["aug_cfg"]) == evaluate
+        # the four cells of a seed distil the same biased set, redrawn per seed
+        assert len({jobs[f"{name}/k{k}"]["real"].digest() for name in cells}) == 1
+    assert jobs["dm/r95/s4/k0"]["real"].digest() != jobs["dm/r95/s4/k1"]["real"].digest()
+    assert "dsa-eval-nocolour/r95/s4/k0" in jobs and "dsa-distil-nocolour/r95/s4/k0" in jobs
