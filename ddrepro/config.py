@@ -346,6 +346,10 @@ class KIPConfig:
     variances, the paper's 2 and 1e-4. The paper uses Adam with lr 0.01 for
     MNIST and 0.04 for CIFAR-10 (``lr_img``, also the learned labels' rate);
     the default is the MNIST value, since the book distils MNIST-style data.
+    ``dsa``: Siamese DSA on the target batch and the support set, one draw per class
+    shared by both sides, as DM uses it (Privacy for Free, App. E.1: "we also apply
+    differentiable siamese augmentations ... for both DM and KIP"); off by default, as in
+    the KIP paper.
     """
 
     steps: int = 1000
@@ -356,6 +360,7 @@ class KIPConfig:
     sigma_w2: float = 2.0
     sigma_b2: float = 1e-4
     learn_labels: bool = True
+    dsa: bool = False
 
     def __post_init__(self) -> None:
         _positive(self, "steps", "batch_real", "lr_img", "reg", "depth", "sigma_w2")

@@ -22,8 +22,11 @@ batch, ``batch_real // C`` real images per class ("we always [sample] in a
 class-balanced way", KIP paper, experimental setup; the reference's
 ``class_balanced_sample``), so ``batch_real`` is rounded down to a multiple of
 the class count; the per-class count is also capped by the smallest class.
-Then it takes one Adam step on the images and, when ``learn_labels``, on the
-targets.
+With ``KIPConfig.dsa`` the target batch and the support set are augmented first, by class
+(one DSA draw per class applied to that class's targets and support images,
+:func:`ddrepro.augment.siamese_augment`, as DM does; Privacy for Free, App. E.1), so the
+kernel compares augmented images with augmented images. Then it takes one Adam step on the
+images and, when ``learn_labels``, on the targets.
 
 Labels. KRR regresses *targets*, so labels are mean-centred one-hot vectors,
 ``1 - 1/C`` for the class and ``-1/C`` elsewhere (:func:`centred_onehot`); the
@@ -51,6 +54,7 @@ from __future__ import annotations
 
 import torch
 
+from ..augment import DSA, siamese_augment
 from ..config import KIPConfig
 from ..kernels import relu_ntk
 from .base import Context, register
@@ -160,9 +164,15 @@ def kip_optimise(
     The real targets are the centred one-hot labels of ``ctx.real_labels``,
     weighted by ``ctx.real_weights`` when the real set has per-sample weights.
     Runs ``steps`` (default ``cfg.steps``) steps; returns the learned images,
-    targets and the loss of every step (before its update).
+    targets and the loss of every step (before its update). With ``cfg.dsa`` the support
+    set must be class-major with the same count per class (as :func:`run` receives it).
     """
-    real_targets = centred_onehot(ctx.real_labels, ctx.num_classes)
+    num_classes = ctx.num_classes
+    if cfg.dsa and syn_images.shape[0] % num_classes:
+        raise ValueError(f"KIP with DSA augments by class: {syn_images.shape[0]} support images do not "
+                         f"split into {num_classes} equal class blocks.")
+    aug = DSA(ctx.aug_cfg, flip=ctx.flip) if cfg.dsa else None
+    real_targets = centred_onehot(ctx.real_labels, num_classes)
     images = syn_images.detach().clone().requires_grad_(True)
     targets = syn_targets.detach().clone().requires_grad_(cfg.learn_labels)
     params = [images, targets] if cfg.learn_labels else [images]
@@ -170,9 +180,15 @@ def kip_optimise(
     losses = []
     total = cfg.steps if steps is None else steps
     for step in ctx.steps(total, state=[images, targets], optimizer=optimiser):
-        pick = target_indices(ctx, cfg.batch_real)
+        pick = target_indices(ctx, cfg.batch_real)  # class-major
         weights = None if ctx.real_weights is None else ctx.real_weights[pick]
-        loss = kip_loss(ctx.real_images[pick], real_targets[pick], images, targets, reg=cfg.reg,
+        real, support = ctx.real_images[pick], images
+        if aug is not None:
+            real_by_class, syn_by_class = siamese_augment(
+                aug, ctx.generator, real.view(num_classes, -1, *real.shape[1:]),
+                images.view(num_classes, -1, *images.shape[1:]))
+            real, support = real_by_class.flatten(0, 1), syn_by_class.flatten(0, 1)
+        loss = kip_loss(real, real_targets[pick], support, targets, reg=cfg.reg,
                         depth=cfg.depth, sigma_w2=cfg.sigma_w2, sigma_b2=cfg.sigma_b2,
                         weights=weights)
         optimiser.zero_grad(set_to_none=True)
@@ -188,6 +204,10 @@ def kip_optimise(
 def run(ctx: Context, syn_images: torch.Tensor, syn_labels: torch.Tensor):
     """Learn ``ipc`` images per class (and soft labels when ``learn_labels``) with KIP."""
     cfg: KIPConfig = ctx.config
+    expected = torch.arange(ctx.num_classes, device=syn_labels.device).repeat_interleave(ctx.ipc)
+    if cfg.dsa and (syn_labels.shape != expected.shape or not torch.equal(syn_labels, expected)):
+        raise ValueError("KIP with DSA needs class-major syn_labels (ipc images of class 0, then class "
+                         "1, ...); build the initial set with condense()/initial_synthetic().")
     syn_targets = centred_onehot(syn_labels, ctx.num_classes)
     images, targets, _ = kip_optimise(ctx, syn_images, syn_targets, cfg)
     if not cfg.learn_labels:

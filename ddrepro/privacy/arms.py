@@ -9,9 +9,8 @@ LiRA's probe rows and on the validation split (for the accuracy axis of the crit
 Only what trains the victim differs from DM's noise-initialised arm:
 
 * ``dm-real``: DM from real images of the half (``init="real"``), Table 1's leaking case;
-* ``kip``: KIP (Nguyen et al. 2021) from noise, as the paper's Fig. 2 attacks it (no ZCA, no
-  DSA: ``KIPConfig`` has no augmentation; the page states the deviation), the paper's rate at
-  ``lira_r_ipc`` (App. E.1, :func:`~ddrepro.privacy.membership.study_config`);
+* ``kip``: KIP (Nguyen et al. 2021) from noise, as the paper's Fig. 2 attacks it (no ZCA; Siamese
+  DSA and the paper's rate at ``lira_r_ipc``, App. E.1, :func:`~ddrepro.privacy.membership.study_config`);
 * ``full``: no distillation at all, the network trained on the whole half
   (:func:`full_members`, :func:`ddrepro.evaluate.train_full`): what the member set gives a
   model without DM, the reference point of "privacy for free".

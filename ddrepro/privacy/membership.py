@@ -46,12 +46,13 @@ def paper_lr(table: dict[float, float], r_ipc: float) -> float:
 
 
 def condenser_config(prof: Any, method: str, r_ipc: float) -> Any:
-    """The profile's config for ``method`` with the paper's learning rate at ``r_ipc`` (DM, KIP)."""
+    """The profile's config for ``method`` with the paper's learning rate at ``r_ipc`` (DM, KIP);
+    KIP with Siamese DSA, as the paper runs it (App. E.1; the KIP paper itself does not augment)."""
     cfg = prof.condenser_config(method)
     if method == "dm":
         return replace_checked(cfg, lr_img=paper_lr(PAPER_DM_LR, r_ipc))
     if method == "kip":
-        return replace_checked(cfg, lr_img=paper_lr(PAPER_KIP_LR, r_ipc))
+        return replace_checked(cfg, lr_img=paper_lr(PAPER_KIP_LR, r_ipc), dsa=True)
     return cfg
 
 

@@ -1,5 +1,6 @@
 """The infinite-width ReLU kernels and KIP (kernel inducing points)."""
 
+import dataclasses
 import math
 
 import pytest
@@ -10,7 +11,7 @@ from ddrepro.condense import condense, kip
 from ddrepro.condense.base import Context
 from ddrepro.condense.kip import (centred_onehot, kip_loss, kip_optimise, krr_loss,
                                   target_indices, targets_to_soft_labels)
-from ddrepro.config import KIPConfig
+from ddrepro.config import AugConfig, KIPConfig
 from ddrepro.data import ImageData
 from ddrepro.kernels import relu_kernels, relu_nngp, relu_ntk
 
@@ -257,3 +258,45 @@ def test_kip_loss_rejects_mismatched_targets():
     with pytest.raises(ValueError, match="one target row per image"):
         kip_loss(images, centred_onehot(labels, 3)[:5], images, centred_onehot(labels, 3), reg=1e-6,
                  **PAPER_KERNEL)
+
+
+def test_kip_dsa_augments_targets_and_support_with_one_draw_per_class(monkeypatch):
+    # each class's real images are copies of one image, and its support images copies of the
+    # same image: a Siamese draw per class keeps every augmented target equal to every augmented
+    # support image of its class, while the augmentation itself moves the images
+    seen = []
+
+    def spy(x_t, y_t, x_s, y_s, **kwargs):
+        seen.append((x_t.detach().clone(), y_t.argmax(1), x_s.detach().clone()))
+        return kip_loss(x_t, y_t, x_s, y_s, **kwargs)
+
+    monkeypatch.setattr(kip, "kip_loss", spy)
+    gen = torch.Generator().manual_seed(3)
+    protos = torch.randn(3, 1, 8, 8, generator=gen)
+    labels = torch.arange(3).repeat_interleave(6)
+    images, syn = protos[labels], protos.repeat_interleave(2, 0)
+    syn_targets = centred_onehot(torch.arange(3).repeat_interleave(2), 3)
+    cfg = KIPConfig(steps=4, batch_real=9, lr_img=1e-9, dsa=True)
+    ctx = kip_context(images, labels, cfg)
+    ctx = dataclasses.replace(ctx, aug_cfg=AugConfig(strategy="crop_scale_rotate"))
+    kip_optimise(ctx, syn, syn_targets, cfg, 4)
+    moved = False
+    for x_t, y_t, x_s in seen:
+        for c in range(3):
+            t, s = x_t[y_t == c], x_s[2 * c: 2 * c + 2]
+            torch.testing.assert_close(t, t[:1].expand_as(t), atol=1e-5, rtol=0)
+            torch.testing.assert_close(s, t[:2], atol=1e-5, rtol=0)
+            moved |= not torch.allclose(s[0], protos[c], atol=1e-3)
+    assert moved
+    # without DSA the kernel sees the support images themselves
+    seen.clear()
+    plain = KIPConfig(steps=1, batch_real=9, lr_img=1e-9)
+    kip_optimise(kip_context(images, labels, plain), syn, syn_targets, plain, 1)
+    torch.testing.assert_close(seen[0][2], syn)
+
+
+def test_kip_dsa_refuses_support_sets_it_cannot_split_by_class():
+    images, labels = blobs(n_per_class=4)
+    cfg = KIPConfig(steps=1, batch_real=6, dsa=True)
+    with pytest.raises(ValueError, match="equal class blocks"):
+        kip_optimise(kip_context(images, labels, cfg), images[:5], centred_onehot(labels[:5], 3), cfg, 1)
