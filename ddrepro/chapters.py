@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -82,6 +83,15 @@ class Page:
         return stage / Path(self.rel).with_suffix(".ipynb" if self.is_notebook else self.source.suffix)
 
 
+def front_matter(path: Path) -> dict[str, Any]:
+    """The YAML front matter of a ``.md`` file (``{}`` when it has none)."""
+    text = Path(path).read_text()
+    if not text.startswith("---\n"):
+        return {}
+    front = yaml.safe_load(text[4:text.find("\n---", 4)]) or {}
+    return front if isinstance(front, dict) else {}
+
+
 def is_notebook_file(path: Path) -> bool:
     """An ``.ipynb``, or a ``.md`` whose YAML front matter declares a jupytext notebook."""
     path = Path(path)
@@ -89,11 +99,8 @@ def is_notebook_file(path: Path) -> bool:
         return True
     if path.suffix != ".md" or not path.is_file():
         return False
-    text = path.read_text()
-    if not text.startswith("---\n"):
-        return False
-    front = yaml.safe_load(text[4:text.find("\n---", 4)]) or {}
-    return isinstance(front, dict) and ("jupytext" in front or "kernelspec" in front)
+    front = front_matter(path)
+    return "jupytext" in front or "kernelspec" in front
 
 
 def _toc_files(node: Any) -> Iterator[str]:
@@ -169,12 +176,67 @@ def parameters_cell(nb: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+_FENCE = re.compile(r"^(`{3,}|~{3,})(.*)$")
+
+
+def myst_parameters_source(text: str) -> str | None:
+    """The source of the first code cell tagged ``parameters`` in a MyST notebook's text.
+
+    What jupytext's MyST reader gives for that cell, read with a scan of the code-cell fences
+    and their options (``:tags: [parameters]`` lines or a ``---`` YAML block), so that checking
+    a page's parameters does not import jupytext and nbformat's JSON-schema stack (most of
+    ``ddrepro run``'s time on an up-to-date page). None when no such cell exists.
+    """
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        fence = _FENCE.match(lines[i])
+        i += 1
+        if fence is None:
+            continue
+        marker = fence.group(1)
+        close = next((j for j in range(i, len(lines))
+                      if lines[j].strip().startswith(marker) and set(lines[j].strip()) == {marker[0]}),
+                     len(lines))
+        if not fence.group(2).startswith("{code-cell}"):  # another block: a code cell inside is text
+            i = close + 1
+            continue
+        options: dict[str, Any] = {}
+        if i < len(lines) and lines[i].strip() == "---":  # a YAML block of options
+            end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == "---"), len(lines))
+            options = yaml.safe_load("\n".join(lines[i + 1:end])) or {}
+            i = end + 1
+        else:
+            while i < len(lines) and lines[i].startswith(":"):
+                key, _, value = lines[i][1:].partition(":")
+                options[key.strip()] = yaml.safe_load(value.strip()) if value.strip() else None
+                i += 1
+        body, i = lines[i:close], close + 1
+        tags = options.get("tags") or []
+        if "parameters" in (tags if isinstance(tags, list) else [tags]):
+            return "\n".join(body).strip("\n")
+    return None
+
+
+def notebook_metadata(path: Path) -> dict[str, Any]:
+    """A notebook's metadata: an ``.ipynb``'s own, a MyST notebook's front matter."""
+    path = Path(path)
+    if path.suffix == ".ipynb":
+        return json.loads(path.read_text()).get("metadata", {})
+    return front_matter(path)
+
+
 def notebook_parameters(path: Path) -> dict[str, Any]:
     """Names and literal defaults assigned in the notebook's ``parameters`` cell."""
-    cell = parameters_cell(notebook_source(path))
-    if cell is None:
+    path = Path(path)
+    if path.suffix == ".md":
+        source = myst_parameters_source(path.read_text())
+    else:
+        cell = parameters_cell(notebook_source(path))
+        source = None if cell is None else (
+            "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"])
+    if source is None:
         return {}
-    source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
     found: dict[str, Any] = {}
     for node in ast.parse(source).body:
         targets = node.targets if isinstance(node, ast.Assign) else (
@@ -303,6 +365,7 @@ def fetch_data(names: Sequence[str] | None = None, *, quiet: bool = False) -> An
 
 __all__ = [
     "Page", "UserError", "build_dir", "check_data", "fetch_data", "find_root", "notebook_parameters",
-    "notebook_source", "notebooks", "pages", "parameters_cell", "parse_value", "profile_datasets",
+    "front_matter", "myst_parameters_source", "notebook_metadata", "notebook_source", "notebooks",
+    "pages", "parameters_cell", "parse_value", "profile_datasets",
     "resolve_chapter", "resolve_params", "site_dir", "split_params", "stage_dir",
 ]

@@ -39,8 +39,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from .artifacts import atomic_write_bytes, source_hash
 from .chapters import (
-    Page, UserError, build_dir, check_data, fetch_data, find_root, is_notebook_file, notebook_source,
-    notebooks, profile_datasets, resolve_params, site_dir, stage_dir,
+    Page, UserError, build_dir, check_data, fetch_data, find_root, is_notebook_file, notebook_metadata,
+    notebook_source, notebooks, profile_datasets, resolve_params, site_dir, stage_dir,
 )
 from .reading import FOLD_LINES, tag_for_reading
 from .runtime import ENV_STAGE  # also tells ddrepro.runtime.progress that this is a batch run
@@ -65,7 +65,7 @@ def _sha256(path: Path) -> str:
 
 def collects_scorecards(page: Page) -> bool:
     """Notebooks with metadata ``ddrepro.collects_scorecards`` depend on the other chapters' rows."""
-    return bool(notebook_source(page.source).get("metadata", {}).get("ddrepro", {}).get("collects_scorecards"))
+    return bool(notebook_metadata(page.source).get("ddrepro", {}).get("collects_scorecards"))
 
 
 def is_summary(page: Page) -> bool:
@@ -195,14 +195,13 @@ def _failure_from(err: BaseException, output: Path) -> Failure:
 def execute(page: Page, params: Mapping[str, Any], stage: Path, *, quiet: bool = False,
             force: bool = False) -> RunResult:
     """Run one notebook into the stage with papermill, unless its executed copy is up to date."""
-    import time
-
-    import nbformat
-    import papermill
-
     output = page.staged(stage)
     if not force and is_up_to_date(page, params, stage):
         return RunResult(page, "up to date", output, params=dict(params))
+    # imported only to run: nbformat's JSON-schema stack takes seconds to load
+    import nbformat
+    import papermill
+
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.stem}.tmp{output.suffix}")
     key = run_key(page, params, stage)

@@ -45,6 +45,25 @@ def test_first_code_cell_is_the_parameters_cell(path):
         assert params.get(name) == default, f"{path.name}: {name} default"
 
 
+@pytest.mark.parametrize("path", tracked_notebooks(), ids=lambda p: str(p.relative_to(REPO)))
+def test_the_fast_parameter_and_metadata_readers_agree_with_jupytext(path):
+    # `ddrepro run` reads a page's parameters and metadata without importing jupytext
+    nb = chapters.notebook_source(path)
+    cell = chapters.parameters_cell(nb)
+    assert chapters.myst_parameters_source(path.read_text()) == cell["source"].strip("\n")
+    assert chapters.notebook_metadata(path).get("ddrepro") == nb["metadata"].get("ddrepro")
+
+
+def test_the_fast_parameter_reader_on_yaml_options_nested_fences_and_no_parameters():
+    text = "\n".join([
+        "---", "kernelspec: {name: ddrepro}", "---", "", "````markdown", "```{code-cell}",
+        ":tags: [parameters]", "", "wrong = 1", "```", "````", "",
+        "```{code-cell} ipython3", "---", "tags: [hide-input, parameters]", "---", "", "seed = 3",
+        "quiet = True", "```", "", "```{code-cell}", ":tags: [parameters]", "", "later = 2", "```"])
+    assert chapters.myst_parameters_source(text) == "seed = 3\nquiet = True"
+    assert chapters.myst_parameters_source("```{code-cell}\nx = 1\n```\n") is None
+
+
 def test_every_toc_notebook_is_in_the_toc_order():
     assert [p.stem for p in NOTEBOOKS][:1] == ["data"]
     # the Results pages read what the chapters left in the stage (scorecards, run records)
