@@ -133,9 +133,10 @@ def _cmd_precompute(args: argparse.Namespace) -> int:
     import time
 
     from .artifacts import cache_root
-    from .executor import JobError, parse_shard, shard
+    from .executor import JobError, parse_shard
     from .grids import GRIDS
     from .profiles import get_profile
+    from .staged import run_staged
 
     root = chapters.find_root()
     page = chapters.resolve_chapter(args.chapter, root)
@@ -152,18 +153,20 @@ def _cmd_precompute(args: argparse.Namespace) -> int:
               **chapters.resolve_params(page, args.profile, args.param, args.quiet)}
     prof = get_profile(params.get("profile", "cpu"), params.get("overrides") or {})
     chapters.fetch_data(prof.data.datasets, quiet=args.quiet)  # no-op when present
-    # quiet only silences bars (no cache key has it): unset, $DDREPRO_QUIET decides per process.
-    jobs = GRIDS.get(page.stem)(prof, seed=params.get("seed", 0), device=params.get("device", "auto"),
-                                quiet=True if params.get("quiet") else None)
-    mine = shard(jobs, index, count)
     start = time.perf_counter()
     try:
-        executor.map(mine, quiet=args.quiet or None)
+        # quiet only silences bars (no cache key has it): unset, $DDREPRO_QUIET decides per process.
+        # A staged grid (ddrepro.staged.run_staged) runs stage by stage; with --shard, each stage's
+        # new jobs are sharded and a shard also runs the earlier jobs its later stages read.
+        done = run_staged(page.stem, prof, seed=params.get("seed", 0), device=params.get("device", "auto"),
+                          quiet=True if params.get("quiet") else None, executor=executor,
+                          shard_of=(index, count))
     except JobError as err:
         traceback.print_exception(err.__cause__ or err, file=sys.stderr)
         print(f"ddrepro: {err}", file=sys.stderr)
         return 1
-    print(f"precompute {page.stem}: {len(mine)} of {len(jobs)} jobs run (shard {index}/{count}, "
+    stages = f" in {len(done.stages)} stages" if len(done.stages) > 1 else ""
+    print(f"precompute {page.stem}: {len(done.ran)} of {done.jobs} jobs run{stages} (shard {index}/{count}, "
           f"{args.executor}) in {time.perf_counter() - start:.1f}s; cache {cache_root().resolve()}")
     return 0
 

@@ -9,7 +9,9 @@ matching effects (EAD).
 - :mod:`.units`: per-unit values for intervals, and the trained horizon read from training;
 - :mod:`.cells`, :mod:`.grids`: the EAD page's jobs (experts, condense-and-evaluate cells over
   seeds, MTT at EAD's gradient evaluations, time and peak memory at equal batch sizes) and the
-  ``ead`` grid that ``ddrepro precompute ead`` fills.
+  ``ead`` grid that ``ddrepro precompute ead`` fills;
+- :mod:`.ablations`: the ablation page's sweep, the choice made on it, its variants and their
+  cell, for the staged ``ead_ablations`` grid (:mod:`.grids`, :func:`ddrepro.staged.run_grid`).
 
 EAD and MTT themselves are condensers of the engine (:mod:`ddrepro.condense.ead`,
 :mod:`ddrepro.condense.mtt`). The membership cross-check (``ead_privacy``) reads Chapter 2's

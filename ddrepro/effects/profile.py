@@ -17,9 +17,10 @@ register_section(
     # The estimator study on 200 (G, A) pairs of 8x8 digits; the ablations over t_m and alpha
     # scored on 100 validation images per class (book/05_effect_alignment/ead_ablations.md).
     # Three distillation seeds and five evaluation networks per set (issue 26: intervals over
-    # seeds for every EAD/MTT/DM row): ead.md reads its cells from the `ead` grid
-    # (ddrepro/effects/grids.py; `ddrepro precompute ead`), while ead_ablations still runs its
-    # cells in the page, so its cold time is about 3x the one-seed time measured below.
+    # seeds for every EAD/MTT/DM row): ead.md reads its cells from the `ead` grid and
+    # ead_ablations.md from the staged `ead_ablations` grid (ddrepro/effects/grids.py;
+    # `ddrepro precompute ead_ablations`, then `ead`): in one kernel ead_ablations took ~27 min
+    # cold at three seeds, about 3x the one-seed time measured below.
     # The cpu grid: 156 jobs. Its slowest kind, DSA at IPC 10 with 5 evaluation networks
     # (mnist/s0/ipc10/dsa, cold cache, one thread, niced beside a 2-core Ray job, 2026-12-08):
     # 326 s wall, 175 s CPU (condense 202 s, evaluation 124 s wall); MTT at IPC 10 after its
