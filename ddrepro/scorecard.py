@@ -127,6 +127,13 @@ class Scorecard:
                   str(note), interval=shown.text(), key=str(key),
                   detectable="-" if exact else _text(shown.detectable),
                   decide=f"{decide} {estimate.unit}" if decide else "", rule=criterion.text(source=False))
+        return self._add(row)
+
+    def _add(self, row: Row) -> Row:
+        """Append ``row``; one row per claim and key (a loop over seeds must not repeat a cell's row)."""
+        if any((r.claim, r.key) == (row.claim, row.key) for r in self.rows):
+            raise ValueError(f"Scorecard: the claim {row.claim!r} (key {row.key!r}) already has a row; "
+                             "judge each claim once (from an estimate over its units, not once per unit).")
         self.rows.append(row)
         return row
 
@@ -144,8 +151,7 @@ class Scorecard:
             raise ValueError("Scorecard.not_run: give the reason the claim was not run.")
         text = criterion.text() if isinstance(criterion, Criterion) else str(criterion)
         row = Row(str(claim), _text(paper), "-", text, "not run", str(reason), key=str(key))
-        self.rows.append(row)
-        return row
+        return self._add(row)
 
     def to_frame(self) -> pd.DataFrame:
         records = [{"chapter": self.chapter, **asdict(r), "profile": self.label} for r in self.rows]

@@ -74,6 +74,17 @@ def test_a_run_with_overrides_says_so_everywhere(tmp_path):
     assert "profile `cpu`)" in plain.to_markdown()
 
 
+def test_a_claim_gets_one_row_not_one_per_unit():
+    # a page looping over per-seed results must judge a cell once, from its estimate over seeds
+    card = Scorecard("4 Bias", "cpu")
+    _judge(card, "DM at 95 %", [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="already has a row"):
+        _judge(card, "DM at 95 %", [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="already has a row"):
+        card.not_run("DM at 95 %", 1, "-", "again")
+    assert len(card.rows) == 1
+
+
 def test_not_run_rows_carry_their_reason():
     card = Scorecard("1 Basics", "cpu")
     card.not_run("CIFAR-10 ipc 1", 26.0, "within 2 points", "CIFAR-10 is not under the data root")
