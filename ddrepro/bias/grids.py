@@ -3,6 +3,8 @@ the debiasing study, each with the full-set control."""
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..executor import Job
@@ -69,18 +71,14 @@ def _bias_jobs(prof: Profile, cells: list[tuple[str, str, float, int, bool]], fu
     evaluated under its own protocol, :func:`ddrepro.bias.study.condenser_eval_config`), then
     the full-set control at each of ``full_ratios`` (:func:`full_jobs`)."""
 
-    jobs, sets = [], {}
-
-    def data(ratio: float, severity: int, seed: int):
-        if (ratio, severity, seed) not in sets:
-            sets[ratio, severity, seed] = (bs.biased_split(prof, ratio, severity, seed),
-                                           bs.biased_test(prof, severity, seed))
-        return sets[ratio, severity, seed]
+    jobs = []
+    train = functools.cache(lambda ratio, severity, s: bs.biased_split(prof, ratio, severity, s))
+    # the test split stays the first seed's: seeds redraw what is distilled, not the exam
+    test_of = functools.cache(lambda severity: bs.biased_test(prof, severity, seed))
 
     for name, method, ratio, severity, colour in cells:
         for k in range(prof.bias.repeats):
-            # the test split stays the first seed's: seeds redraw what is distilled, not the exam
-            real, test = data(ratio, severity, seed + k)[0], data(ratio, severity, seed)[1]
+            real, test = train(ratio, severity, seed + k), test_of(severity)
             aug = prof.aug if colour else bs.without_colour(prof.aug)
             kwargs = dict(method=method, real=real, test=test, ipc=prof.bias.ipc,
                           config=prof.condenser_config(method), seed=seed + k, net_cfg=prof.net,
